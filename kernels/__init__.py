@@ -1,0 +1,18 @@
+"""dlviz_gpu.kernels: the compute layer.
+
+Imports only numpy and numba; numba.cuda is imported inside the GPU code paths.
+Each module holds one family of kernels with CPU and CUDA versions side by side
+under one signature; ``reference`` holds the float64 NumPy versions tests check
+them against.
+"""
+
+from ._common import DECODE_BF16, DECODE_F16, DECODE_NATIVE
+from ._layout import Axis, axis_from_dims
+from .matrix import matrix_stats_cpu, matrix_stats_cuda
+
+MATRIX_STATS = {"cpu": matrix_stats_cpu, "cuda": matrix_stats_cuda}
+
+__all__ = [
+    "Axis", "axis_from_dims", "DECODE_NATIVE", "DECODE_BF16", "DECODE_F16",
+    "matrix_stats_cpu", "matrix_stats_cuda", "MATRIX_STATS",
+]

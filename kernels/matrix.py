@@ -1,0 +1,647 @@
+"""2-D tensor -> per-pixel statistics, on the CPU (Numba) and the GPU (Numba CUDA).
+
+Both backends meet the matrix contract of DESIGN.md exactly and have the same
+signature: :func:`matrix_stats_cpu` and :func:`matrix_stats_cuda` take a flat
+buffer plus the address maps of :mod:`._layout` and return planes of shape
+``(height, width)`` with row 0 on the ``y_range[0]`` side:
+
+``count``      int64, finite elements in the pixel
+``nan_count``  int64, NaN / +-inf elements in the pixel
+``sum``        float64, sum of the finite elements
+``min``/``max`` float64 (only when ``want_minmax``), NaN in empty pixels
+``m2``         float64 (only when ``want_m2``), sum of squared deviations from
+               the pixel mean, so ``std = sqrt(m2 / count)``
+
+CPU strategy
+    Parallel over *tasks* = (pixel row, band of whole pixel columns), so each
+    output pixel has exactly one owner and no atomics are needed.  Inside a
+    task the input rows of the pixel row are folded column-wise into small
+    accumulators (a unit-stride loop LLVM vectorises), then each pixel folds
+    its columns.  ``std`` uses a per-column shift (the column's first value)
+    and Chan's merge between columns, never E[x^2] - E[x]^2.  A column that
+    holds NaN or inf is redone by a scalar loop that skips them (rare path).
+
+GPU strategy
+    One block per (pixel row, band of pixel columns); a thread per input
+    column walks the pixel row's input rows, so a warp reads consecutive
+    addresses; column partials meet in shared memory by atomics.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numba
+import numpy as np
+from numba import prange
+
+from . import _layout
+from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, decode_bf16, decode_bf16_f32,
+                      decode_f16, decode_f16_f32)
+
+# Columns folded per pass of a CPU task: 5 float64 accumulators of this many
+# cells stay in L1/L2, and extra memory stays O(threads x CPU_CHUNK).
+CPU_CHUNK = 4096
+# Threads per CUDA block; a band holds at most this many pixel columns.
+CUDA_BLOCK = 256
+
+
+@numba.njit(inline="always")
+def _native(x):
+    return np.float64(x)
+
+
+@numba.njit(inline="always")
+def _same(x):
+    return x
+
+
+_CPU_DECODERS = {DECODE_NATIVE: _native, DECODE_BF16: decode_bf16, DECODE_F16: decode_f16}
+_CPU_LANES = {DECODE_NATIVE: _same, DECODE_BF16: decode_bf16_f32, DECODE_F16: decode_f16_f32}
+
+
+@numba.njit(inline="always")
+def _axis_offset(ax, i):
+    # ax = (t1, k2, t2, k3, t3): see _layout.Axis
+    t1, k2, t2, k3, t3 = ax
+    return (i // (k2 * k3)) * t1 + ((i // k3) % k2) * t2 + (i % k3) * t3
+
+
+def _axis_tuple(axis: _layout.Axis) -> tuple:
+    return (np.int64(axis.t1), np.int64(axis.k2), np.int64(axis.t2),
+            np.int64(axis.k3), np.int64(axis.t3))
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu_kernel(decode: int, lane_dtype: str, contiguous: bool, want_minmax: bool, want_m2: bool):
+    """Memoised: one compiled kernel per (element decoding, layout, stats) combination."""
+    dec = _CPU_DECODERS[decode]
+    MINMAX = want_minmax
+    M2 = want_m2
+    # min/max run in the element's own type (float32 lanes are twice as wide)
+    lane = _CPU_LANES[decode]
+    LANE = np.dtype(lane_dtype)
+
+    @numba.njit(inline="always")
+    def _load(flat, base, cbase, coff, j):
+        # Contiguous columns sit at base + cbase + j; otherwise coff[j] holds
+        # each column's full offset.
+        if contiguous:
+            return dec(flat[base + cbase + j])
+        return dec(flat[base + coff[j]])
+
+    # The contiguous path folds four rows per pass, one statistic per loop:
+    # loops that read several rows but write one accumulator are the ones
+    # LLVM vectorises (a loop writing several arrays needs too many alias
+    # checks and stays scalar), and four rows per pass cut accumulator traffic.
+    @numba.njit
+    def _init(a, q, k, mn, mx, s0):
+        for j in range(a.size):
+            a[j] = 0.0
+        if M2:
+            for j in range(a.size):
+                k[j] = np.float64(lane(s0[j]))
+            for j in range(a.size):
+                q[j] = 0.0
+        if MINMAX:
+            for j in range(mn.size):
+                mn[j] = lane(s0[j])
+            for j in range(mx.size):
+                mx[j] = lane(s0[j])
+
+    @numba.njit
+    def _sum4(a, s0, s1, s2, s3):
+        for j in range(a.size):
+            a[j] += ((np.float64(lane(s0[j])) + np.float64(lane(s1[j])))
+                     + (np.float64(lane(s2[j])) + np.float64(lane(s3[j]))))
+
+    @numba.njit
+    def _sum1(a, s0):
+        for j in range(a.size):
+            a[j] += np.float64(lane(s0[j]))
+
+    @numba.njit
+    def _shift1(a, q, k, s0):
+        for j in range(a.size):
+            d = np.float64(lane(s0[j])) - k[j]
+            a[j] += d
+            q[j] += d * d
+
+    @numba.njit
+    def _moments4(a, q, k, s0, s1, s2, s3):
+        for j in range(a.size):
+            kj = k[j]
+            d0 = np.float64(lane(s0[j])) - kj
+            d1 = np.float64(lane(s1[j])) - kj
+            d2 = np.float64(lane(s2[j])) - kj
+            d3 = np.float64(lane(s3[j])) - kj
+            a[j] += (d0 + d1) + (d2 + d3)
+            q[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
+
+    @numba.njit
+    def _minmax4(mn, mx, s0, s1, s2, s3):
+        for j in range(mn.size):
+            lo = min(min(lane(s0[j]), lane(s1[j])), min(lane(s2[j]), lane(s3[j])))
+            hi = max(max(lane(s0[j]), lane(s1[j])), max(lane(s2[j]), lane(s3[j])))
+            mn[j] = lo if lo < mn[j] else mn[j]
+            mx[j] = hi if hi > mx[j] else mx[j]
+
+    @numba.njit
+    def _fold4(a, q, k, mn, mx, s0, s1, s2, s3):
+        if M2:
+            _moments4(a, q, k, s0, s1, s2, s3)
+        else:
+            _sum4(a, s0, s1, s2, s3)
+        if MINMAX:
+            _minmax4(mn, mx, s0, s1, s2, s3)
+
+    @numba.njit
+    def _fold_contiguous(flat, offset, rax, r0, r1, cbase, width, a, q, k, mn, mx):
+        aw = a[:width]
+        qw = q[:width] if M2 else q
+        kw = k[:width] if M2 else k
+        mnw = mn[:width] if MINMAX else mn
+        mxw = mx[:width] if MINMAX else mx
+        b = offset + _axis_offset(rax, r0) + cbase
+        _init(aw, qw, kw, mnw, mxw, flat[b: b + width])
+        if not M2:
+            _sum1(aw, flat[b: b + width])
+        r = r0 + 1
+        while r + 4 <= r1:
+            b0 = offset + _axis_offset(rax, r) + cbase
+            b1 = offset + _axis_offset(rax, r + 1) + cbase
+            b2 = offset + _axis_offset(rax, r + 2) + cbase
+            b3 = offset + _axis_offset(rax, r + 3) + cbase
+            _fold4(aw, qw, kw, mnw, mxw, flat[b0: b0 + width], flat[b1: b1 + width],
+                   flat[b2: b2 + width], flat[b3: b3 + width])
+            r += 4
+        while r < r1:
+            b0 = offset + _axis_offset(rax, r) + cbase
+            s0 = flat[b0: b0 + width]
+            # A lone row: min/max fold it four times (idempotent), the sums once.
+            if M2:
+                _shift1(aw, qw, kw, s0)
+            else:
+                _sum1(aw, s0)
+            if MINMAX:
+                _minmax4(mnw, mxw, s0, s0, s0, s0)
+            r += 1
+
+    @numba.njit
+    def _fold_rows(flat, offset, rax, r0, r1, cbase, coff, width, a, q, k, mn, mx):
+        # Column-wise fold of rows [r0, r1) over `width` columns.
+        if contiguous:
+            _fold_contiguous(flat, offset, rax, r0, r1, cbase, width, a, q, k, mn, mx)
+            return
+        for r in range(r0, r1):
+            base = offset + _axis_offset(rax, r)
+            for j in range(width):
+                v = dec(flat[base + coff[j]])
+                if r == r0:
+                    if M2:
+                        k[j] = v
+                        a[j] = 0.0
+                        q[j] = 0.0
+                    else:
+                        a[j] = v
+                    if MINMAX:
+                        mn[j] = v
+                        mx[j] = v
+                else:
+                    if M2:
+                        d = v - k[j]
+                        a[j] += d
+                        q[j] += d * d
+                    else:
+                        a[j] += v
+                    if MINMAX:
+                        mn[j] = v if v < mn[j] else mn[j]
+                        mx[j] = v if v > mx[j] else mx[j]
+
+    @numba.njit
+    def _slow_column(flat, offset, rax, r0, r1, coloff):
+        # One column with NaN/inf in it: skip them; Welford for the moments.
+        n = 0
+        s = 0.0
+        lo = np.inf
+        hi = -np.inf
+        mean = 0.0
+        m2 = 0.0
+        for r in range(r0, r1):
+            v = dec(flat[offset + _axis_offset(rax, r) + coloff])
+            if v - v == 0.0:
+                n += 1
+                s += v
+                lo = min(lo, v)
+                hi = max(hi, v)
+                delta = v - mean
+                mean += delta / n
+                m2 += delta * (v - mean)
+        return n, s, lo, hi, mean, m2
+
+    @numba.njit
+    def _task(flat, offset, rax, cax, r0, r1, p0, p1, cstart, cend,
+              qy, flip_cols, transposed, wphys,
+              count, nan_count, sums, mins, maxs, m2s):
+        npx = p1 - p0
+        pn = np.zeros(npx, np.int64)
+        ps = np.zeros(npx)
+        plo = np.full(npx, np.inf)
+        phi = np.full(npx, -np.inf)
+        pmean = np.zeros(npx)
+        pm2 = np.zeros(npx)
+        nrows = r1 - r0
+        c0 = cstart[p0]
+        c1 = cend[p1 - 1]
+        chunk = min(CPU_CHUNK, max(c1 - c0, 1))
+        a = np.empty(chunk)
+        q = np.empty(chunk if M2 else 0)
+        k = np.empty(chunk if M2 else 0)
+        mn = np.empty(chunk if MINMAX else 0, LANE)
+        mx = np.empty(chunk if MINMAX else 0, LANE)
+        coff = np.empty(0 if contiguous else chunk, np.int64)
+        p = p0
+        if nrows > 0:
+            for cc0 in range(c0, c1, chunk):
+                width = min(chunk, c1 - cc0)
+                if not contiguous:
+                    for j in range(width):
+                        coff[j] = _axis_offset(cax, cc0 + j)
+                _fold_rows(flat, offset, rax, r0, r1, cc0, coff, width, a, q, k, mn, mx)
+                # Each pixel folds its columns that fall in this chunk.
+                while p < p1 and cstart[p] < cc0 + width:
+                    lp = p - p0
+                    ja = max(cstart[p], cc0) - cc0
+                    jb = min(cend[p], cc0 + width) - cc0
+                    for j in range(ja, jb):
+                        ok = a[j] - a[j] == 0.0
+                        if M2:
+                            ok = ok and (q[j] - q[j] == 0.0) and (k[j] - k[j] == 0.0)
+                        if ok:
+                            nj = nrows
+                            if M2:
+                                sj = nj * k[j] + a[j]
+                                mj = k[j] + a[j] / nj
+                                m2j = max(q[j] - a[j] * a[j] / nj, 0.0)
+                            else:
+                                sj = a[j]
+                                mj = 0.0
+                                m2j = 0.0
+                            if MINMAX:
+                                loj = mn[j]
+                                hij = mx[j]
+                            else:
+                                loj = np.inf
+                                hij = -np.inf
+                        else:
+                            coloff = (cc0 + j) if contiguous else coff[j]
+                            nj, sj, loj, hij, mj, m2j = _slow_column(
+                                flat, offset, rax, r0, r1, coloff)
+                        if nj > 0:
+                            n = pn[lp]
+                            ps[lp] += sj
+                            if MINMAX:
+                                plo[lp] = min(plo[lp], loj)
+                                phi[lp] = max(phi[lp], hij)
+                            if M2:
+                                if n == 0:
+                                    pmean[lp] = mj
+                                    pm2[lp] = m2j
+                                else:
+                                    tot = n + nj
+                                    delta = mj - pmean[lp]
+                                    pmean[lp] += delta * nj / tot
+                                    pm2[lp] += m2j + delta * delta * (n * nj / tot)
+                            pn[lp] = n + nj
+                    if cend[p] <= cc0 + width:
+                        p += 1
+                    else:
+                        break
+        for lp in range(npx):
+            pp = p0 + lp
+            qx = wphys - 1 - pp if flip_cols else pp
+            yy, xx = (qx, qy) if transposed else (qy, qx)
+            n = pn[lp]
+            count[yy, xx] = n
+            nan_count[yy, xx] = nrows * (cend[pp] - cstart[pp]) - n
+            sums[yy, xx] = ps[lp]
+            if MINMAX:
+                mins[yy, xx] = plo[lp] if n > 0 else np.nan
+                maxs[yy, xx] = phi[lp] if n > 0 else np.nan
+            if M2:
+                m2s[yy, xx] = pm2[lp]
+
+    @numba.njit(parallel=True)
+    def kernel(flat, offset, rax, cax, rstart, rend, cstart, cend, bp0, bp1,
+               flip_rows, flip_cols, transposed,
+               count, nan_count, sums, mins, maxs, m2s):
+        hphys = rstart.size
+        wphys = cstart.size
+        nb = bp0.size
+        for t in prange(hphys * nb):
+            py = t // nb
+            b = t - py * nb
+            qy = hphys - 1 - py if flip_rows else py
+            _task(flat, offset, rax, cax, rstart[py], rend[py], bp0[b], bp1[b],
+                  cstart, cend, qy, flip_cols, transposed, wphys,
+                  count, nan_count, sums, mins, maxs, m2s)
+
+    return kernel
+
+
+def _alloc(xp, height, width, want_minmax, want_m2):
+    empty = xp.empty((0, 0))
+    return {
+        "count": xp.zeros((height, width), np.int64),
+        "nan_count": xp.zeros((height, width), np.int64),
+        "sum": xp.zeros((height, width), np.float64),
+        "min": xp.empty((height, width), np.float64) if want_minmax else empty,
+        "max": xp.empty((height, width), np.float64) if want_minmax else empty,
+        "m2": xp.zeros((height, width), np.float64) if want_m2 else empty,
+    }
+
+
+def _result(planes, want_minmax, want_m2):
+    return {name: arr for name, arr in planes.items()
+            if (name not in ("min", "max") or want_minmax) and (name != "m2" or want_m2)}
+
+
+def matrix_stats_cpu(buffer, offset, rows, cols, x_range, y_range, width, height,
+                     decode=DECODE_NATIVE, want_minmax=True, want_m2=True):
+    """Per-pixel statistics of a strided matrix, on the CPU.
+
+    Parameters
+    ----------
+    buffer : (L,) ndarray
+        Flat host buffer holding every element (raw uint16 bits for bf16/fp16).
+    offset : int
+        Element index in ``buffer`` of logical element (0, 0).
+    rows, cols : _layout.Axis
+        Address maps of the logical row and column axes.
+    x_range, y_range : (float, float)
+        Visible window in data space (column and row coordinates).
+    width, height : int
+        Canvas size in pixels.
+    decode : int
+        ``DECODE_NATIVE``, ``DECODE_BF16`` or ``DECODE_F16``.
+    want_minmax, want_m2 : bool
+        Compute the min/max planes and the m2 plane (one pass either way).
+
+    Returns
+    -------
+    dict of (height, width) ndarrays
+        ``count``, ``nan_count``, ``sum`` and, as asked, ``min``, ``max``, ``m2``.
+    """
+    pl = _layout.plan(offset, rows, cols, x_range, y_range, width, height)
+    bp0, bp1 = _layout.bands(pl.cstart, pl.cend, CPU_CHUNK)
+    planes = _alloc(np, height, width, want_minmax, want_m2)
+    if bp0.size and pl.rstart.size:
+        lane_dtype = buffer.dtype.str if decode == DECODE_NATIVE else "<f4"
+        kernel = _cpu_kernel(int(decode), lane_dtype, pl.contiguous,
+                             bool(want_minmax), bool(want_m2))
+        kernel(buffer, np.int64(pl.offset), _axis_tuple(pl.rows), _axis_tuple(pl.cols),
+               pl.rstart, pl.rend, pl.cstart, pl.cend, bp0, bp1,
+               pl.flip_rows, pl.flip_cols, pl.transposed,
+               planes["count"], planes["nan_count"], planes["sum"],
+               planes["min"], planes["max"], planes["m2"])
+    return _result(planes, want_minmax, want_m2)
+
+
+# --------------------------------------------------------------------------
+# CUDA
+# --------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def _cuda_kernel(decode: int, want_minmax: bool, want_m2: bool):
+    """Memoised CUDA kernel for one (element decoding, stats) combination."""
+    from numba import cuda
+
+    from ._common import bf16_pattern, cuda_device, f16_pattern
+
+    MINMAX = want_minmax
+    M2 = want_m2
+    BLOCK = CUDA_BLOCK
+    f64 = numba.float64
+
+    if numba.config.ENABLE_CUDASIM:
+        def _bits_f32(bits):
+            return np.uint32(bits).view(np.float32)
+    else:
+        from numba.cuda import libdevice
+
+        def _bits_f32(bits):
+            return libdevice.int_as_float(np.int32(bits))
+    bits_f32 = cuda_device(_bits_f32)
+    bf16p = cuda_device(bf16_pattern)
+    f16p = cuda_device(f16_pattern)
+
+    if decode == DECODE_BF16:
+        def _dec(x):
+            return np.float64(bits_f32(bf16p(x)))
+    elif decode == DECODE_F16:
+        def _dec(x):
+            bits, special = f16p(x)
+            f = np.float64(bits_f32(bits))
+            return f if special else f * 5.192296858534828e33
+    else:
+        def _dec(x):
+            return np.float64(x)
+    dec = cuda_device(_dec)
+
+    def _axis_off(t1, k2, t2, k3, t3, i):
+        return (i // (k2 * k3)) * t1 + ((i // k3) % k2) * t2 + (i % k3) * t3
+    axis_off = cuda_device(_axis_off)
+
+    @cuda.jit
+    def kernel(flat, offset, rax, cax, rstart, rend, cstart, cend, bp0, bp1,
+               py_base, hphys, flip_rows, flip_cols, transposed,
+               count, nan_count, sums, mins, maxs, m2s):
+        sh_n = cuda.shared.array(BLOCK, f64)
+        sh_s = cuda.shared.array(BLOCK, f64)
+        sh_lo = cuda.shared.array(BLOCK, f64)
+        sh_hi = cuda.shared.array(BLOCK, f64)
+        sh_sd = cuda.shared.array(BLOCK, f64)
+        sh_sq = cuda.shared.array(BLOCK, f64)
+        sh_k = cuda.shared.array(BLOCK, f64)
+        b = cuda.blockIdx.x
+        ly = cuda.blockIdx.y
+        py = py_base + ly
+        t = cuda.threadIdx.x
+        p0 = bp0[b]
+        p1 = bp1[b]
+        r0 = rstart[ly]
+        r1 = rend[ly]
+        rt1, rk2, rt2, rk3, rt3 = rax
+        ct1, ck2, ct2, ck3, ct3 = cax
+        if t < p1 - p0:
+            sh_n[t] = 0.0
+            sh_s[t] = 0.0
+            sh_lo[t] = math.inf
+            sh_hi[t] = -math.inf
+            sh_sd[t] = 0.0
+            sh_sq[t] = 0.0
+            # Shift for the stable variance: a value of the pixel itself.
+            kv = 0.0
+            if M2 and r1 > r0 and cend[p0 + t] > cstart[p0 + t]:
+                c = cstart[p0 + t]
+                kv = dec(flat[offset + axis_off(rt1, rk2, rt2, rk3, rt3, r0)
+                              + axis_off(ct1, ck2, ct2, ck3, ct3, c)])
+                if not (kv - kv == 0.0):
+                    kv = 0.0
+            sh_k[t] = kv
+        cuda.syncthreads()
+        lp = 0
+        for c in range(cstart[p0] + t, cend[p1 - 1], BLOCK):
+            while cend[p0 + lp] <= c:
+                lp += 1
+            coff = offset + axis_off(ct1, ck2, ct2, ck3, ct3, c)
+            kv = sh_k[lp]
+            n = 0.0
+            s = 0.0
+            lo = math.inf
+            hi = -math.inf
+            sd = 0.0
+            sq = 0.0
+            for r in range(r0, r1):
+                v = dec(flat[coff + axis_off(rt1, rk2, rt2, rk3, rt3, r)])
+                if v - v == 0.0:
+                    n += 1.0
+                    s += v
+                    if MINMAX:
+                        lo = min(lo, v)
+                        hi = max(hi, v)
+                    if M2:
+                        d = v - kv
+                        sd += d
+                        sq += d * d
+            if n > 0.0:
+                cuda.atomic.add(sh_n, lp, n)
+                cuda.atomic.add(sh_s, lp, s)
+                if MINMAX:
+                    cuda.atomic.min(sh_lo, lp, lo)
+                    cuda.atomic.max(sh_hi, lp, hi)
+                if M2:
+                    cuda.atomic.add(sh_sd, lp, sd)
+                    cuda.atomic.add(sh_sq, lp, sq)
+        cuda.syncthreads()
+        if t < p1 - p0:
+            pp = p0 + t
+            wphys = cstart.size
+            qx = wphys - 1 - pp if flip_cols else pp
+            qy = hphys - 1 - py if flip_rows else py
+            yy = qx if transposed else qy
+            xx = qy if transposed else qx
+            n = sh_n[t]
+            ni = np.int64(n)
+            count[yy, xx] = ni
+            nan_count[yy, xx] = (r1 - r0) * (cend[pp] - cstart[pp]) - ni
+            sums[yy, xx] = sh_s[t]
+            if MINMAX:
+                mins[yy, xx] = sh_lo[t] if n > 0.0 else math.nan
+                maxs[yy, xx] = sh_hi[t] if n > 0.0 else math.nan
+            if M2:
+                m2s[yy, xx] = max(sh_sq[t] - sh_sd[t] * sh_sd[t] / n, 0.0) if n > 0.0 else 0.0
+
+    return kernel
+
+
+# Host data goes to the GPU in slabs of whole pixel rows of at most this size.
+CUDA_STREAM_BYTES = 256 << 20
+
+
+def matrix_stats_cuda(buffer, offset, rows, cols, x_range, y_range, width, height,
+                      decode=DECODE_NATIVE, want_minmax=True, want_m2=True):
+    """Per-pixel statistics of a strided matrix, on the GPU.
+
+    Same parameters and result as :func:`matrix_stats_cpu`, except that
+    ``buffer`` may be a device array (anything ``numba.cuda.as_cuda_array``
+    takes) or a host ndarray, which is then streamed to the device in slabs of
+    whole pixel rows, and the returned planes are numba device arrays.
+    """
+    from numba import cuda
+
+    pl = _layout.plan(offset, rows, cols, x_range, y_range, width, height)
+    bp0, bp1 = _layout.bands(pl.cstart, pl.cend, CUDA_BLOCK, max_pixels=CUDA_BLOCK)
+    planes = _alloc(_CudaAlloc, height, width, want_minmax, want_m2)
+    hphys = pl.rstart.size
+    if bp0.size == 0 or hphys == 0:
+        return _result(planes, want_minmax, want_m2)
+    kernel = _cuda_kernel(int(decode), bool(want_minmax), bool(want_m2))
+    rax, cax = _axis_tuple(pl.rows), _axis_tuple(pl.cols)
+    d_cstart, d_cend = cuda.to_device(pl.cstart), cuda.to_device(pl.cend)
+    d_bp0, d_bp1 = cuda.to_device(bp0), cuda.to_device(bp1)
+    args_out = (planes["count"], planes["nan_count"], planes["sum"],
+                planes["min"], planes["max"], planes["m2"])
+    on_device = cuda.is_cuda_array(buffer)
+    if on_device:
+        slabs = [(0, hphys, buffer, pl.offset)]
+    else:
+        slabs = _host_slabs(buffer, pl, hphys)
+    for y0, y1, dbuf, off in slabs:
+        if not on_device:
+            dbuf = cuda.to_device(np.ascontiguousarray(dbuf))
+        kernel[(bp0.size, y1 - y0), CUDA_BLOCK](
+            dbuf, np.int64(off), rax, cax,
+            cuda.to_device(pl.rstart[y0:y1]), cuda.to_device(pl.rend[y0:y1]),
+            d_cstart, d_cend, d_bp0, d_bp1, np.int64(y0), np.int64(hphys),
+            pl.flip_rows, pl.flip_cols, pl.transposed, *args_out)
+    return _result(planes, want_minmax, want_m2)
+
+
+class _CudaAlloc:
+    """Just enough of an array module to allocate device planes."""
+
+    @staticmethod
+    def zeros(shape, dtype=np.float64):
+        from numba import cuda
+
+        arr = cuda.device_array(shape, dtype)
+        if arr.size:
+            _cuda_fill()[max(1, (arr.size + 255) // 256), 256](arr.reshape(arr.size), 0)
+        return arr
+
+    @staticmethod
+    def empty(shape, dtype=np.float64):
+        from numba import cuda
+
+        return cuda.device_array(shape, dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def _cuda_fill():
+    from numba import cuda
+
+    @cuda.jit
+    def fill(a, value):
+        i = cuda.grid(1)
+        if i < a.size:
+            a[i] = value
+
+    return fill
+
+
+def _host_slabs(buffer, pl, hphys):
+    """Split a host buffer into slabs of whole pixel rows that fit CUDA_STREAM_BYTES."""
+    itemsize = buffer.dtype.itemsize
+    col_lo, col_hi = pl.cols.extent()
+    row_off = pl.rows.offsets
+    y0 = 0
+    while y0 < hphys:
+        y1 = y0 + 1
+        # Grow the slab while the memory it spans stays under the budget.
+        while y1 < hphys:
+            r_lo, r_hi = pl.rstart[y0], pl.rend[y1] - 1
+            span = (abs(int(row_off(np.array([r_hi]))[0] - row_off(np.array([r_lo]))[0]))
+                    + col_hi - col_lo + 1)
+            if span * itemsize > CUDA_STREAM_BYTES:
+                break
+            y1 += 1
+        rows_in = np.arange(pl.rstart[y0], max(pl.rend[y1 - 1], pl.rstart[y0] + 1))
+        offs = row_off(rows_in) if rows_in.size else np.zeros(1, np.int64)
+        lo = pl.offset + int(offs.min()) + col_lo
+        hi = pl.offset + int(offs.max()) + col_hi + 1
+        lo = max(lo, 0)
+        hi = min(hi, buffer.shape[0])
+        yield y0, y1, buffer[lo:hi], pl.offset - lo
+        y0 = y1
