@@ -1,0 +1,43 @@
+"""dlviz_gpu: exact, zoomable pictures of huge tensors.
+
+>>> import dlviz_gpu as dv
+>>> r = dv.rasterize(weights, width=800, height=600)   # -> dv.Raster
+>>> r.to_xarray()                                       # count, mean, min, max, ...
+
+Importing the package is cheap: the plotting libraries, torch and cupy load
+only when something needs them, and numba compiles a kernel the first time it
+runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (loaded on first access)
+_LAZY = {
+    "rasterize": "dlviz_gpu.aggregate",
+    "STATS": "dlviz_gpu.aggregate",
+    "Raster": "dlviz_gpu.raster",
+    "Canvas": "dlviz_gpu.raster",
+    "as_matrix": "dlviz_gpu.tensors",
+    "Matrix": "dlviz_gpu.tensors",
+    "backend": "dlviz_gpu.backend",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dlviz_gpu' has no attribute {name!r}")
+    mod = importlib.import_module(module)
+    value = mod if module.endswith("." + name) else getattr(mod, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

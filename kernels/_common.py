@@ -91,7 +91,7 @@ def _pixel_of(i, lo, hi, npix):
 
 
 @numba.njit(cache=True)
-def axis_ranges(n, lo, hi, npix):
+def axis_ranges(n, lo, hi, npix, origin=0):
     """Which cells of one axis land in each pixel.
 
     Cell ``i`` (centre ``i + 0.5``) of an axis of ``n`` cells belongs to pixel
@@ -106,6 +106,10 @@ def axis_ranges(n, lo, hi, npix):
         Visible data range, ``lo < hi``.
     npix : int
         Number of pixels along the axis.
+    origin : int
+        Global index of local cell 0 (a chunk of a larger tensor): the pixel
+        of local cell ``i`` is computed for ``i + origin``, exactly as for the
+        whole tensor, so rasters of chunks merge exactly.
 
     Returns
     -------
@@ -117,16 +121,16 @@ def axis_ranges(n, lo, hi, npix):
     for p in range(npix + 1):
         # Estimate the first cell whose pixel is >= p, then settle it with the
         # exact rounding of _pixel_of (float error moves it by a cell at most).
-        guess = p * width / npix + lo - 0.5
+        guess = p * width / npix + lo - 0.5 - origin
         if guess < 0.0:
             j = 0
         elif guess > n:
             j = n
         else:
             j = int(math.ceil(guess))
-        while j > 0 and _pixel_of(j - 1, lo, hi, npix) >= p:
+        while j > 0 and _pixel_of(j - 1 + origin, lo, hi, npix) >= p:
             j -= 1
-        while j < n and _pixel_of(j, lo, hi, npix) < p:
+        while j < n and _pixel_of(j + origin, lo, hi, npix) < p:
             j += 1
         edges[p] = j
     return edges[:-1].copy(), edges[1:].copy()

@@ -122,12 +122,16 @@ def _flip(axis: Axis, offset: int) -> tuple[Axis, int]:
 
 
 def plan(offset: int, rows: Axis, cols: Axis, x_range, y_range,
-         width: int, height: int) -> Plan:
-    """Physical problem for the window ``x_range`` x ``y_range`` on a width x height canvas."""
+         width: int, height: int, origin=(0, 0)) -> Plan:
+    """Physical problem for the window ``x_range`` x ``y_range`` on a width x height canvas.
+
+    ``origin`` = (row, column) of the matrix's element (0, 0) in the data space
+    of the canvas, for chunks of a larger tensor.
+    """
     x0, x1 = float(x_range[0]), float(x_range[1])
     y0, y1 = float(y_range[0]), float(y_range[1])
-    cs, ce = axis_ranges(cols.n, x0, x1, int(width))
-    rs, re = axis_ranges(rows.n, y0, y1, int(height))
+    cs, ce = axis_ranges(cols.n, x0, x1, int(width), int(origin[1]))
+    rs, re = axis_ranges(rows.n, y0, y1, int(height), int(origin[0]))
 
     transposed = False
     if rows.simple and cols.simple and abs(rows.t1) < abs(cols.t1):

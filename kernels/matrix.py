@@ -40,6 +40,21 @@ from . import _layout
 from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, decode_bf16, decode_bf16_f32,
                       decode_f16, decode_f16_f32)
 
+# numba.cuda, imported by _import_cuda() on the first GPU call only.  It must
+# be a module global (not a closure variable): the CUDA simulator swaps the
+# module-level name `cuda` inside kernels for its fake one.
+cuda = None
+
+
+def _import_cuda():
+    global cuda
+    if cuda is None:
+        from numba import cuda as module
+
+        cuda = module
+    return cuda
+
+
 # Columns folded per pass of a CPU task: 5 float64 accumulators of this many
 # cells stay in L1/L2, and extra memory stays O(threads x CPU_CHUNK).
 CPU_CHUNK = 4096
@@ -368,7 +383,7 @@ def _result(planes, want_minmax, want_m2):
 
 
 def matrix_stats_cpu(buffer, offset, rows, cols, x_range, y_range, width, height,
-                     decode=DECODE_NATIVE, want_minmax=True, want_m2=True):
+                     decode=DECODE_NATIVE, want_minmax=True, want_m2=True, origin=(0, 0)):
     """Per-pixel statistics of a strided matrix, on the CPU.
 
     Parameters
@@ -387,13 +402,17 @@ def matrix_stats_cpu(buffer, offset, rows, cols, x_range, y_range, width, height
         ``DECODE_NATIVE``, ``DECODE_BF16`` or ``DECODE_F16``.
     want_minmax, want_m2 : bool
         Compute the min/max planes and the m2 plane (one pass either way).
+    origin : (int, int)
+        (row, column) of element (0, 0) in the canvas's data space, when the
+        matrix is a chunk of a larger tensor; pixels are assigned exactly as
+        for the whole tensor.
 
     Returns
     -------
     dict of (height, width) ndarrays
         ``count``, ``nan_count``, ``sum`` and, as asked, ``min``, ``max``, ``m2``.
     """
-    pl = _layout.plan(offset, rows, cols, x_range, y_range, width, height)
+    pl = _layout.plan(offset, rows, cols, x_range, y_range, width, height, origin)
     bp0, bp1 = _layout.bands(pl.cstart, pl.cend, CPU_CHUNK)
     planes = _alloc(np, height, width, want_minmax, want_m2)
     if bp0.size and pl.rstart.size:
@@ -415,7 +434,7 @@ def matrix_stats_cpu(buffer, offset, rows, cols, x_range, y_range, width, height
 @functools.lru_cache(maxsize=None)
 def _cuda_kernel(decode: int, want_minmax: bool, want_m2: bool):
     """Memoised CUDA kernel for one (element decoding, stats) combination."""
-    from numba import cuda
+    _import_cuda()
 
     from ._common import bf16_pattern, cuda_device, f16_pattern
 
@@ -551,7 +570,7 @@ CUDA_STREAM_BYTES = 256 << 20
 
 
 def matrix_stats_cuda(buffer, offset, rows, cols, x_range, y_range, width, height,
-                      decode=DECODE_NATIVE, want_minmax=True, want_m2=True):
+                      decode=DECODE_NATIVE, want_minmax=True, want_m2=True, origin=(0, 0)):
     """Per-pixel statistics of a strided matrix, on the GPU.
 
     Same parameters and result as :func:`matrix_stats_cpu`, except that
@@ -559,9 +578,8 @@ def matrix_stats_cuda(buffer, offset, rows, cols, x_range, y_range, width, heigh
     takes) or a host ndarray, which is then streamed to the device in slabs of
     whole pixel rows, and the returned planes are numba device arrays.
     """
-    from numba import cuda
-
-    pl = _layout.plan(offset, rows, cols, x_range, y_range, width, height)
+    _import_cuda()
+    pl = _layout.plan(offset, rows, cols, x_range, y_range, width, height, origin)
     bp0, bp1 = _layout.bands(pl.cstart, pl.cend, CUDA_BLOCK, max_pixels=CUDA_BLOCK)
     planes = _alloc(_CudaAlloc, height, width, want_minmax, want_m2)
     hphys = pl.rstart.size
@@ -573,7 +591,7 @@ def matrix_stats_cuda(buffer, offset, rows, cols, x_range, y_range, width, heigh
     d_bp0, d_bp1 = cuda.to_device(bp0), cuda.to_device(bp1)
     args_out = (planes["count"], planes["nan_count"], planes["sum"],
                 planes["min"], planes["max"], planes["m2"])
-    on_device = cuda.is_cuda_array(buffer)
+    on_device = not isinstance(buffer, np.ndarray)
     if on_device:
         slabs = [(0, hphys, buffer, pl.offset)]
     else:
@@ -594,8 +612,7 @@ class _CudaAlloc:
 
     @staticmethod
     def zeros(shape, dtype=np.float64):
-        from numba import cuda
-
+        _import_cuda()
         arr = cuda.device_array(shape, dtype)
         if arr.size:
             _cuda_fill()[max(1, (arr.size + 255) // 256), 256](arr.reshape(arr.size), 0)
@@ -603,14 +620,12 @@ class _CudaAlloc:
 
     @staticmethod
     def empty(shape, dtype=np.float64):
-        from numba import cuda
-
-        return cuda.device_array(shape, dtype)
+        return _import_cuda().device_array(shape, dtype)
 
 
 @functools.lru_cache(maxsize=None)
 def _cuda_fill():
-    from numba import cuda
+    _import_cuda()
 
     @cuda.jit
     def fill(a, value):

@@ -1,0 +1,214 @@
+"""`Canvas` (what to draw) and `Raster` (the result: per-pixel statistics).
+
+A Raster holds the raw planes the kernels produce -- ``count``,
+``nan_count``, ``sum`` and, as asked, ``min``/``max`` and ``m2`` (sum of
+squared deviations) -- on the device that computed them.  Derived statistics
+(mean, extremum, std) are computed from them on request, on the host, and two
+rasters of one canvas over disjoint parts of a tensor merge exactly
+(Chan's parallel variance for ``m2``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import backend as _backend
+
+STATS = ("count", "nan_count", "sum", "mean", "min", "max", "extremum", "std")
+# raw planes each statistic is derived from
+_NEEDS = {"count": ("count",), "nan_count": ("nan_count",), "sum": ("sum",),
+          "mean": ("sum", "count"), "min": ("min",), "max": ("max",),
+          "extremum": ("min", "max"), "std": ("m2", "count")}
+
+MAX_SIDE = 32768
+MAX_PIXELS = 1 << 25
+
+
+@dataclass(frozen=True)
+class Canvas:
+    """A ``width`` x ``height`` pixel grid over ``x_range`` x ``y_range`` in data space.
+
+    For a matrix, x is the column coordinate and y the row coordinate; element
+    ``(i, j)`` is the unit cell centred on ``(j + 0.5, i + 0.5)``.
+    """
+
+    width: int
+    height: int
+    x_range: tuple[float, float]
+    y_range: tuple[float, float]
+
+    def __post_init__(self):
+        w = check_size(self.width, "width")
+        h = check_size(self.height, "height")
+        if w * h > MAX_PIXELS:
+            raise ValueError(f"width x height: expected at most {MAX_PIXELS} pixels; got "
+                             f"{w} x {h} = {w * h} (a raster that large is no picture)")
+        object.__setattr__(self, "width", w)
+        object.__setattr__(self, "height", h)
+        object.__setattr__(self, "x_range", check_range(self.x_range, "x_range"))
+        object.__setattr__(self, "y_range", check_range(self.y_range, "y_range"))
+
+    @property
+    def x(self) -> np.ndarray:
+        """(width,) pixel-centre x coordinates."""
+        return _centres(self.x_range, self.width)
+
+    @property
+    def y(self) -> np.ndarray:
+        """(height,) pixel-centre y coordinates."""
+        return _centres(self.y_range, self.height)
+
+
+def _centres(rng, n):
+    lo, hi = rng
+    return lo + (np.arange(n) + 0.5) * ((hi - lo) / n)
+
+
+def check_size(value, name: str) -> int:
+    """A canvas side: a positive integer no larger than MAX_SIDE."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected a positive integer; got {value!r} "
+                        f"({type(value).__name__})")
+    if not 1 <= int(value) <= MAX_SIDE:
+        raise ValueError(f"{name}: expected a positive integer no larger than {MAX_SIDE}; "
+                         f"got {int(value)}")
+    return int(value)
+
+
+def check_range(value, name: str) -> tuple[float, float]:
+    """A data range: two finite numbers, low < high."""
+    try:
+        lo, hi = value
+        lo, hi = float(lo), float(hi)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected a (low, high) pair of numbers; got {value!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"{name}: expected finite bounds; got ({lo}, {hi})")
+    if not lo < hi:
+        raise ValueError(f"{name}: expected low < high; got ({lo}, {hi})")
+    return (lo, hi)
+
+
+class Raster:
+    """Per-pixel statistics of one tensor (or part of one) on one canvas.
+
+    Parameters
+    ----------
+    canvas : Canvas
+    planes : dict of (height, width) arrays
+        Raw planes from the kernels: ``count``, ``nan_count``, ``sum`` and
+        optionally ``min``, ``max``, ``m2``; host ndarrays or device arrays.
+    stats : tuple of str
+        The statistics this raster offers (a subset of ``STATS``).
+    device : {"cpu", "cuda"}
+        Where the planes live.
+    dtype : str
+        Dtype name of the source tensor.
+    """
+
+    def __init__(self, canvas: Canvas, planes: dict, stats, device: str = "cpu",
+                 dtype: str = "float64"):
+        self.canvas = canvas
+        self._planes = dict(planes)
+        self.stats = tuple(stats)
+        self.device = device
+        self.dtype = dtype
+        self._host: dict[str, np.ndarray] = {}
+
+    # -- raw planes --------------------------------------------------------
+    def _raw(self, name: str) -> np.ndarray:
+        if name not in self._planes:
+            raise KeyError(name)
+        if name not in self._host:
+            self._host[name] = _backend.to_host(self._planes[name])
+        return self._host[name]
+
+    @property
+    def planes(self) -> dict:
+        """The raw planes, on their device."""
+        return dict(self._planes)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.canvas.height, self.canvas.width)
+
+    def to_host(self) -> "Raster":
+        """The same raster with its planes as host ndarrays."""
+        return Raster(self.canvas, {k: self._raw(k) for k in self._planes}, self.stats,
+                      "cpu", self.dtype)
+
+    # -- statistics --------------------------------------------------------
+    def __getitem__(self, stat: str) -> np.ndarray:
+        """One statistic as a (height, width) host array (float64; counts int64)."""
+        if stat not in STATS:
+            raise KeyError(f"stat: expected one of {', '.join(STATS)}; got {stat!r}")
+        if stat not in self.stats:
+            raise KeyError(f"stat {stat!r} was not computed for this raster; it holds "
+                           f"{', '.join(self.stats)} (pass stats=... to rasterize)")
+        count = self._raw("count")
+        if stat in ("count", "nan_count", "sum", "min", "max"):
+            return self._raw(stat)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if stat == "mean":
+                return np.where(count > 0, self._raw("sum") / np.maximum(count, 1), np.nan)
+            if stat == "std":
+                return np.where(count > 0, np.sqrt(self._raw("m2") / np.maximum(count, 1)),
+                                np.nan)
+        lo, hi = self._raw("min"), self._raw("max")
+        # extremum: the element of largest magnitude, sign kept, the positive one on a tie
+        return np.where(np.abs(hi) >= np.abs(lo), hi, lo)
+
+    def to_xarray(self):
+        """The statistics as an ``xarray.Dataset`` with dims (y, x).
+
+        Coordinates are pixel centres in data space: x is the column
+        coordinate, y the row coordinate; row 0 is the ``y_range[0]`` side.
+        """
+        import xarray as xr
+
+        coords = {"x": self.canvas.x, "y": self.canvas.y}
+        data = {name: (("y", "x"), self[name]) for name in self.stats}
+        attrs = {"x_range": self.canvas.x_range, "y_range": self.canvas.y_range,
+                 "source_dtype": self.dtype, "computed_on": self.device}
+        return xr.Dataset(data, coords=coords, attrs=attrs)
+
+    # -- combination -------------------------------------------------------
+    def merge(self, other: "Raster") -> "Raster":
+        """Combine with a raster of the same canvas over a disjoint part of the tensor.
+
+        Exact for counts, sums, min and max; ``std`` uses Chan's parallel
+        update, so the result equals one pass over both parts.
+        """
+        if not isinstance(other, Raster):
+            raise TypeError(f"other: expected a Raster; got {type(other).__name__}")
+        if other.canvas != self.canvas:
+            raise ValueError(f"other: expected a raster of the same canvas {self.canvas}; "
+                             f"got {other.canvas}")
+        if set(other._planes) != set(self._planes):
+            raise ValueError(f"other: expected the same statistics ({', '.join(self.stats)});"
+                             f" got {', '.join(other.stats)}")
+        a, b = self.to_host(), other.to_host()
+        na, nb = a._raw("count"), b._raw("count")
+        out = {"count": na + nb, "nan_count": a._raw("nan_count") + b._raw("nan_count"),
+               "sum": a._raw("sum") + b._raw("sum")}
+        if "min" in a._planes:
+            out["min"] = np.fmin(a._raw("min"), b._raw("min"))
+            out["max"] = np.fmax(a._raw("max"), b._raw("max"))
+        if "m2" in a._planes:
+            n = na + nb
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ma = a._raw("sum") / np.maximum(na, 1)
+                mb = b._raw("sum") / np.maximum(nb, 1)
+                delta = mb - ma
+                extra = np.where((na > 0) & (nb > 0),
+                                 delta * delta * (na * (nb / np.maximum(n, 1))), 0.0)
+            out["m2"] = a._raw("m2") + b._raw("m2") + extra
+        return Raster(self.canvas, out, self.stats, "cpu", self.dtype)
+
+    def __repr__(self) -> str:
+        c = self.canvas
+        return (f"<Raster {c.width}x{c.height} of {self.dtype} over x={c.x_range} "
+                f"y={c.y_range} on {self.device}: {', '.join(self.stats)}>")
