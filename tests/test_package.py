@@ -1,0 +1,44 @@
+"""The package installs and imports the way DESIGN.md says."""
+
+import json
+import subprocess
+import sys
+
+HEAVY = ["holoviews", "bokeh", "datashader", "panel", "torch", "cupy", "xarray"]
+
+
+def _run(code, cwd):
+    out = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True,
+                         text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_import_loads_no_plotting_library_torch_or_cupy(tmp_path):
+    code = ("import sys, json, dlviz_gpu, dlviz_gpu.kernels; "
+            f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
+    assert json.loads(_run(code, tmp_path)) == []
+
+
+def test_rasterize_path_loads_no_plotting_library(tmp_path):
+    # The GPU check runs where only numpy/numba/cupy/torch exist.
+    code = ("import sys, json, numpy as np, dlviz_gpu as dv; "
+            "dv.rasterize(np.ones((4, 4)), 2, 2); "
+            f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
+    assert json.loads(_run(code, tmp_path)) == []
+
+
+def test_kernels_install_as_subpackage_not_top_level(tmp_path):
+    code = ("import importlib.util, dlviz_gpu.kernels as k; "
+            "print(importlib.util.find_spec('kernels') is None, k.__name__)")
+    assert _run(code, tmp_path) == "True dlviz_gpu.kernels"
+
+
+def test_lazy_attributes_and_unknown_names():
+    import pytest
+
+    import dlviz_gpu as dv
+
+    assert callable(dv.rasterize)
+    assert "rasterize" in dir(dv)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        dv.nope
