@@ -42,22 +42,22 @@ def f16_pattern(h):
     return sign | ((h & np.uint32(0x7FFF)) << np.uint32(13)), False
 
 
-@numba.njit(inline="always")
+@numba.njit(inline="always", cache=True)
 def _f32_from_bits(bits):
     return np.uint32(bits).view(np.float32)
 
 
-_bf16_pattern = numba.njit(inline="always")(bf16_pattern)
-_f16_pattern = numba.njit(inline="always")(f16_pattern)
+_bf16_pattern = numba.njit(inline="always", cache=True)(bf16_pattern)
+_f16_pattern = numba.njit(inline="always", cache=True)(f16_pattern)
 
 
-@numba.njit(inline="always")
+@numba.njit(inline="always", cache=True)
 def decode_bf16_f32(h):
     """bfloat16 bits -> float32 (exact)."""
     return _f32_from_bits(_bf16_pattern(h))
 
 
-@numba.njit(inline="always")
+@numba.njit(inline="always", cache=True)
 def decode_f16_f32(h):
     """float16 bits -> float32 (exact, subnormals, inf and NaN included)."""
     bits, special = _f16_pattern(h)
@@ -67,13 +67,13 @@ def decode_f16_f32(h):
     return f * np.float32(_F16_DENORM_SCALE)
 
 
-@numba.njit(inline="always")
+@numba.njit(inline="always", cache=True)
 def decode_bf16(h):
     """bfloat16 bits -> float64 (exact)."""
     return np.float64(_f32_from_bits(_bf16_pattern(h)))
 
 
-@numba.njit(inline="always")
+@numba.njit(inline="always", cache=True)
 def decode_f16(h):
     """float16 bits -> float64 (exact, subnormals, inf and NaN included)."""
     bits, special = _f16_pattern(h)

@@ -62,12 +62,12 @@ CPU_CHUNK = 4096
 CUDA_BLOCK = 256
 
 
-@numba.njit(inline="always")
+@numba.njit(inline="always", cache=True)
 def _native(x):
     return np.float64(x)
 
 
-@numba.njit(inline="always")
+@numba.njit(inline="always", cache=True)
 def _same(x):
     return x
 
@@ -76,7 +76,7 @@ _CPU_DECODERS = {DECODE_NATIVE: _native, DECODE_BF16: decode_bf16, DECODE_F16: d
 _CPU_LANES = {DECODE_NATIVE: _same, DECODE_BF16: decode_bf16_f32, DECODE_F16: decode_f16_f32}
 
 
-@numba.njit(inline="always")
+@numba.njit(inline="always", cache=True)
 def _axis_offset(ax, i):
     # ax = (t1, k2, t2, k3, t3): see _layout.Axis
     t1, k2, t2, k3, t3 = ax
@@ -112,13 +112,15 @@ def _cpu_kernel(decode: int, lane_dtype: str, contiguous: bool, want_minmax: boo
     # checks and stays scalar), and four rows per pass cut accumulator traffic.
     @numba.njit
     def _init(a, q, k, mn, mx, s0):
+        # k (the shift of each column's pixel) is set by the caller.
         for j in range(a.size):
             a[j] = 0.0
         if M2:
             for j in range(a.size):
-                k[j] = np.float64(lane(s0[j]))
-            for j in range(a.size):
                 q[j] = 0.0
+            _shift1(a, q, k, s0)
+        else:
+            _sum1(a, s0)
         if MINMAX:
             for j in range(mn.size):
                 mn[j] = lane(s0[j])
@@ -143,7 +145,7 @@ def _cpu_kernel(decode: int, lane_dtype: str, contiguous: bool, want_minmax: boo
             a[j] += d
             q[j] += d * d
 
-    @numba.njit
+    @numba.njit(fastmath={"contract"})
     def _moments4(a, q, k, s0, s1, s2, s3):
         for j in range(a.size):
             kj = k[j]
@@ -180,8 +182,6 @@ def _cpu_kernel(decode: int, lane_dtype: str, contiguous: bool, want_minmax: boo
         mxw = mx[:width] if MINMAX else mx
         b = offset + _axis_offset(rax, r0) + cbase
         _init(aw, qw, kw, mnw, mxw, flat[b: b + width])
-        if not M2:
-            _sum1(aw, flat[b: b + width])
         r = r0 + 1
         while r + 4 <= r1:
             b0 = offset + _axis_offset(rax, r) + cbase
@@ -215,9 +215,9 @@ def _cpu_kernel(decode: int, lane_dtype: str, contiguous: bool, want_minmax: boo
                 v = dec(flat[base + coff[j]])
                 if r == r0:
                     if M2:
-                        k[j] = v
-                        a[j] = 0.0
-                        q[j] = 0.0
+                        d = v - k[j]
+                        a[j] = d
+                        q[j] = d * d
                     else:
                         a[j] = v
                     if MINMAX:
@@ -255,17 +255,58 @@ def _cpu_kernel(decode: int, lane_dtype: str, contiguous: bool, want_minmax: boo
                 m2 += delta * (v - mean)
         return n, s, lo, hi, mean, m2
 
+    @numba.njit(fastmath={"reassoc"})
+    def _pixel_sums(a, q, ja, jb):
+        # Reassociation lets these short sums vectorise; NaN/inf still
+        # propagate (no nnan flag), which is how the caller spots them.
+        s = 0.0
+        sq = 0.0
+        for j in range(ja, jb):
+            s += a[j]
+        if M2:
+            for j in range(ja, jb):
+                sq += q[j]
+        return s, sq
+
+    @numba.njit(fastmath={"nnan", "nsz", "reassoc"})
+    def _pixel_minmax(mn, mx, ja, jb):
+        # Only called for pixels whose columns are all finite, so the nnan
+        # promise holds and the reductions vectorise.
+        lo = mn[ja]
+        hi = mx[ja]
+        for j in range(ja + 1, jb):
+            v = mn[j]
+            lo = v if v < lo else lo
+        for j in range(ja + 1, jb):
+            v = mx[j]
+            hi = v if v > hi else hi
+        return lo, hi
+
+    @numba.njit
+    def _pixel_shift(flat, offset, rax, r0, c0, c1, contiguous_cols, cax):
+        # The pixel's shift for the stable variance: its first finite value
+        # in its first row (0.0 if that row has none).
+        base = offset + _axis_offset(rax, r0)
+        for c in range(c0, c1):
+            if contiguous_cols:
+                v = dec(flat[base + c])
+            else:
+                v = dec(flat[base + _axis_offset(cax, c)])
+            if v - v == 0.0:
+                return v
+        return 0.0
+
     @numba.njit
     def _task(flat, offset, rax, cax, r0, r1, p0, p1, cstart, cend,
               qy, flip_cols, transposed, wphys,
               count, nan_count, sums, mins, maxs, m2s):
         npx = p1 - p0
         pn = np.zeros(npx, np.int64)
-        ps = np.zeros(npx)
+        ps = np.zeros(npx)      # sum, or shifted sum sum(v - K) when M2
+        pq = np.zeros(npx)      # shifted sum of squares sum((v - K)^2)
+        pk = np.zeros(npx)      # per-pixel shift K
         plo = np.full(npx, np.inf)
         phi = np.full(npx, -np.inf)
-        pmean = np.zeros(npx)
-        pm2 = np.zeros(npx)
         nrows = r1 - r0
         c0 = cstart[p0]
         c1 = cend[p1 - 1]
@@ -276,6 +317,10 @@ def _cpu_kernel(decode: int, lane_dtype: str, contiguous: bool, want_minmax: boo
         mn = np.empty(chunk if MINMAX else 0, LANE)
         mx = np.empty(chunk if MINMAX else 0, LANE)
         coff = np.empty(0 if contiguous else chunk, np.int64)
+        if nrows > 0 and M2:
+            for lp in range(npx):
+                pk[lp] = _pixel_shift(flat, offset, rax, r0, cstart[p0 + lp],
+                                      cend[p0 + lp], contiguous, cax)
         p = p0
         if nrows > 0:
             for cc0 in range(c0, c1, chunk):
@@ -283,52 +328,59 @@ def _cpu_kernel(decode: int, lane_dtype: str, contiguous: bool, want_minmax: boo
                 if not contiguous:
                     for j in range(width):
                         coff[j] = _axis_offset(cax, cc0 + j)
+                if M2:
+                    pp = p
+                    while pp < p1 and cstart[pp] < cc0 + width:
+                        kv = pk[pp - p0]
+                        for j in range(max(cstart[pp], cc0) - cc0,
+                                       min(cend[pp], cc0 + width) - cc0):
+                            k[j] = kv
+                        pp += 1
                 _fold_rows(flat, offset, rax, r0, r1, cc0, coff, width, a, q, k, mn, mx)
                 # Each pixel folds its columns that fall in this chunk.
                 while p < p1 and cstart[p] < cc0 + width:
                     lp = p - p0
                     ja = max(cstart[p], cc0) - cc0
                     jb = min(cend[p], cc0 + width) - cc0
-                    for j in range(ja, jb):
-                        ok = a[j] - a[j] == 0.0
-                        if M2:
-                            ok = ok and (q[j] - q[j] == 0.0) and (k[j] - k[j] == 0.0)
-                        if ok:
-                            nj = nrows
+                    s, sq = _pixel_sums(a, q, ja, jb)
+                    if s - s == 0.0 and sq - sq == 0.0:
+                        # every column finite: one branch-free fold
+                        ps[lp] += s
+                        pq[lp] += sq
+                        pn[lp] += nrows * (jb - ja)
+                        if MINMAX:
+                            lo, hi = _pixel_minmax(mn, mx, ja, jb)
+                            plo[lp] = min(plo[lp], lo)
+                            phi[lp] = max(phi[lp], hi)
+                    else:
+                        # some column holds NaN/inf: redo those columns, skipping them
+                        for j in range(ja, jb):
+                            ok = a[j] - a[j] == 0.0
                             if M2:
-                                sj = nj * k[j] + a[j]
-                                mj = k[j] + a[j] / nj
-                                m2j = max(q[j] - a[j] * a[j] / nj, 0.0)
-                            else:
-                                sj = a[j]
-                                mj = 0.0
-                                m2j = 0.0
-                            if MINMAX:
-                                loj = mn[j]
-                                hij = mx[j]
-                            else:
-                                loj = np.inf
-                                hij = -np.inf
-                        else:
+                                ok = ok and (q[j] - q[j] == 0.0)
+                            if ok:
+                                ps[lp] += a[j]
+                                if M2:
+                                    pq[lp] += q[j]
+                                pn[lp] += nrows
+                                if MINMAX:
+                                    plo[lp] = min(plo[lp], mn[j])
+                                    phi[lp] = max(phi[lp], mx[j])
+                                continue
                             coloff = (cc0 + j) if contiguous else coff[j]
                             nj, sj, loj, hij, mj, m2j = _slow_column(
                                 flat, offset, rax, r0, r1, coloff)
-                        if nj > 0:
-                            n = pn[lp]
-                            ps[lp] += sj
-                            if MINMAX:
-                                plo[lp] = min(plo[lp], loj)
-                                phi[lp] = max(phi[lp], hij)
-                            if M2:
-                                if n == 0:
-                                    pmean[lp] = mj
-                                    pm2[lp] = m2j
+                            if nj > 0:
+                                if M2:
+                                    kv = pk[lp]
+                                    ps[lp] += sj - nj * kv
+                                    pq[lp] += m2j + nj * (mj - kv) * (mj - kv)
                                 else:
-                                    tot = n + nj
-                                    delta = mj - pmean[lp]
-                                    pmean[lp] += delta * nj / tot
-                                    pm2[lp] += m2j + delta * delta * (n * nj / tot)
-                            pn[lp] = n + nj
+                                    ps[lp] += sj
+                                pn[lp] += nj
+                                if MINMAX:
+                                    plo[lp] = min(plo[lp], loj)
+                                    phi[lp] = max(phi[lp], hij)
                     if cend[p] <= cc0 + width:
                         p += 1
                     else:
@@ -340,12 +392,14 @@ def _cpu_kernel(decode: int, lane_dtype: str, contiguous: bool, want_minmax: boo
             n = pn[lp]
             count[yy, xx] = n
             nan_count[yy, xx] = nrows * (cend[pp] - cstart[pp]) - n
-            sums[yy, xx] = ps[lp]
+            if M2:
+                sums[yy, xx] = ps[lp] + n * pk[lp]
+                m2s[yy, xx] = max(pq[lp] - ps[lp] * ps[lp] / n, 0.0) if n > 0 else 0.0
+            else:
+                sums[yy, xx] = ps[lp]
             if MINMAX:
                 mins[yy, xx] = plo[lp] if n > 0 else np.nan
                 maxs[yy, xx] = phi[lp] if n > 0 else np.nan
-            if M2:
-                m2s[yy, xx] = pm2[lp]
 
     @numba.njit(parallel=True)
     def kernel(flat, offset, rax, cax, rstart, rend, cstart, cend, bp0, bp1,
@@ -506,7 +560,7 @@ def _cuda_kernel(decode: int, want_minmax: bool, want_m2: bool):
                 c = cstart[p0 + t]
                 kv = dec(flat[offset + axis_off(rt1, rk2, rt2, rk3, rt3, r0)
                               + axis_off(ct1, ck2, ct2, ck3, ct3, c)])
-                if not (kv - kv == 0.0):
+                if not math.isfinite(kv):
                     kv = 0.0
             sh_k[t] = kv
         cuda.syncthreads()
@@ -524,7 +578,7 @@ def _cuda_kernel(decode: int, want_minmax: bool, want_m2: bool):
             sq = 0.0
             for r in range(r0, r1):
                 v = dec(flat[coff + axis_off(rt1, rk2, rt2, rk3, rt3, r)])
-                if v - v == 0.0:
+                if math.isfinite(v):
                     n += 1.0
                     s += v
                     if MINMAX:
