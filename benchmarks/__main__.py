@@ -1,0 +1,53 @@
+"""``python -m benchmarks raster [--quick] [--out DIR]`` and ``python -m benchmarks gpu --out DIR``.
+
+The ``gpu`` path imports only numpy, numba(-cuda), torch and cupy: nothing of
+Datashader, xarray, psutil or tqdm is imported here at module level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks",
+                                description="dlviz_gpu benchmarks (reports, never assertions)")
+    sub = p.add_subparsers(dest="suite", required=True)
+
+    r = sub.add_parser("raster", help="CPU matrix rasterisation vs bandwidth, Datashader, NumPy")
+    r.add_argument("--quick", action="store_true",
+                   help="fewer repeats (about a minute); same 16384 x 16384 matrix")
+    r.add_argument("--out", default=DEFAULT_OUT, help="folder for the JSON (default: %(default)s)")
+    r.add_argument("--size", type=int, default=None,
+                   help="matrix side (default 16384; the table says when it differs)")
+    r.add_argument("--repeats", type=int, default=None, help="timed repeats per row")
+
+    g = sub.add_parser("gpu", help="the GPU check: compile, compare with the CPU, time vs torch")
+    g.add_argument("--out", default=DEFAULT_OUT, help="folder for the JSON (default: %(default)s)")
+    g.add_argument("--quick", action="store_true", help="fewer dtypes and repeats")
+    g.add_argument("--sim-smoke", action="store_true",
+                   help="tiny correctness run for NUMBA_ENABLE_CUDASIM=1 (no torch, no timing)")
+    g.add_argument("--size", type=int, default=None,
+                   help="side of the timed square float32 matrix (default 16384 = 1 GiB)")
+    return p
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    if args.suite == "raster":
+        from .raster import run
+
+        run(quick=args.quick, out_dir=args.out, size=args.size, repeats=args.repeats)
+        return 0
+    from .gpu import run as run_gpu
+
+    return run_gpu(out_dir=args.out, quick=args.quick, sim_smoke=args.sim_smoke,
+                   size=args.size)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
