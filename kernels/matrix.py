@@ -57,7 +57,7 @@ def _import_cuda():
 
 # Columns folded per pass of a CPU task: 5 float64 accumulators of this many
 # cells stay in L1/L2, and extra memory stays O(threads x CPU_CHUNK).
-CPU_CHUNK = 4096
+CPU_CHUNK = 16384
 # Threads per CUDA block; a band holds at most this many pixel columns.
 CUDA_BLOCK = 256
 
@@ -420,14 +420,16 @@ def _cpu_kernel(decode: int, lane_dtype: str, contiguous: bool, want_minmax: boo
 
 
 def _alloc(xp, height, width, want_minmax, want_m2):
-    empty = xp.empty((0, 0))
+    # Every pixel is written by exactly one task (CPU) or block (GPU), so the
+    # planes need no clearing.
+    none = xp.empty((0, 0))
     return {
-        "count": xp.zeros((height, width), np.int64),
-        "nan_count": xp.zeros((height, width), np.int64),
-        "sum": xp.zeros((height, width), np.float64),
-        "min": xp.empty((height, width), np.float64) if want_minmax else empty,
-        "max": xp.empty((height, width), np.float64) if want_minmax else empty,
-        "m2": xp.zeros((height, width), np.float64) if want_m2 else empty,
+        "count": xp.empty((height, width), np.int64),
+        "nan_count": xp.empty((height, width), np.int64),
+        "sum": xp.empty((height, width), np.float64),
+        "min": xp.empty((height, width), np.float64) if want_minmax else none,
+        "max": xp.empty((height, width), np.float64) if want_minmax else none,
+        "m2": xp.empty((height, width), np.float64) if want_m2 else none,
     }
 
 
@@ -641,8 +643,12 @@ def matrix_stats_cuda(buffer, offset, rows, cols, x_range, y_range, width, heigh
         return _result(planes, want_minmax, want_m2)
     kernel = _cuda_kernel(int(decode), bool(want_minmax), bool(want_m2))
     rax, cax = _axis_tuple(pl.rows), _axis_tuple(pl.cols)
-    d_cstart, d_cend = cuda.to_device(pl.cstart), cuda.to_device(pl.cend)
-    d_bp0, d_bp1 = cuda.to_device(bp0), cuda.to_device(bp1)
+    # All index tables travel in one host-to-device copy.
+    tables = (pl.cstart, pl.cend, bp0, bp1, pl.rstart, pl.rend)
+    d_all = cuda.to_device(np.concatenate(tables))
+    cuts = np.cumsum([0] + [t.size for t in tables])
+    d_cstart, d_cend, d_bp0, d_bp1, d_rstart, d_rend = (
+        d_all[cuts[i]:cuts[i + 1]] for i in range(len(tables)))
     args_out = (planes["count"], planes["nan_count"], planes["sum"],
                 planes["min"], planes["max"], planes["m2"])
     on_device = not isinstance(buffer, np.ndarray)
@@ -654,8 +660,7 @@ def matrix_stats_cuda(buffer, offset, rows, cols, x_range, y_range, width, heigh
         if not on_device:
             dbuf = cuda.to_device(np.ascontiguousarray(dbuf))
         kernel[(bp0.size, y1 - y0), CUDA_BLOCK](
-            dbuf, np.int64(off), rax, cax,
-            cuda.to_device(pl.rstart[y0:y1]), cuda.to_device(pl.rend[y0:y1]),
+            dbuf, np.int64(off), rax, cax, d_rstart[y0:y1], d_rend[y0:y1],
             d_cstart, d_cend, d_bp0, d_bp1, np.int64(y0), np.int64(hphys),
             pl.flip_rows, pl.flip_cols, pl.transposed, *args_out)
     return _result(planes, want_minmax, want_m2)
@@ -665,35 +670,16 @@ class _CudaAlloc:
     """Just enough of an array module to allocate device planes."""
 
     @staticmethod
-    def zeros(shape, dtype=np.float64):
-        _import_cuda()
-        arr = cuda.device_array(shape, dtype)
-        if arr.size:
-            _cuda_fill()[max(1, (arr.size + 255) // 256), 256](arr.reshape(arr.size), 0)
-        return arr
-
-    @staticmethod
     def empty(shape, dtype=np.float64):
         return _import_cuda().device_array(shape, dtype)
-
-
-@functools.lru_cache(maxsize=None)
-def _cuda_fill():
-    _import_cuda()
-
-    @cuda.jit
-    def fill(a, value):
-        i = cuda.grid(1)
-        if i < a.size:
-            a[i] = value
-
-    return fill
 
 
 def _host_slabs(buffer, pl, hphys):
     """Split a host buffer into slabs of whole pixel rows that fit CUDA_STREAM_BYTES."""
     itemsize = buffer.dtype.itemsize
-    col_lo, col_hi = pl.cols.extent()
+    # Only the window's columns travel.
+    win = pl.cols.offsets(np.arange(pl.cstart[0], max(pl.cend[-1], pl.cstart[0] + 1)))
+    col_lo, col_hi = int(win.min()), int(win.max())
     row_off = pl.rows.offsets
     y0 = 0
     while y0 < hphys:

@@ -67,3 +67,24 @@ def test_device_planes_stay_on_device_until_asked_and_merge_exactly(rng):
     merged = top.merge(dv.rasterize(a[3:], 3, 2, origin=(3, 0), **kw))
     # merging reads both rasters' planes; the merged planes live on the host
     _check(merged, a, 3, 2, device="cpu")
+
+
+def test_host_data_streamed_in_many_slabs(monkeypatch, rng):
+    from dlviz_gpu.kernels import matrix
+
+    monkeypatch.setattr(matrix, "CUDA_STREAM_BYTES", 64)  # a slab per pixel row or two
+    slabs = []
+    real = matrix._host_slabs
+
+    def spy(*args):
+        for slab in real(*args):
+            slabs.append(slab[:2])
+            yield slab
+
+    monkeypatch.setattr(matrix, "_host_slabs", spy)
+    a = rng.standard_normal((12, 10))
+    for view, win in ((a, None), (a[::-1].T, ((2.5, 9), (1, 11)))):
+        x_range, y_range = win or (None, None)
+        r = dv.rasterize(view, 3, 5, x_range=x_range, y_range=y_range, backend="cuda")
+        _check(r, view, 3, 5, x_range, y_range)
+    assert len(slabs) > 2

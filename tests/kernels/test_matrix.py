@@ -262,11 +262,13 @@ def test_std_precision_float64(kt):
 @pytest.mark.parametrize("layout", ["C", "slice"])
 def test_wide_rows_cross_column_chunks(kt, layout):
     """Rows longer than the CPU column chunk: pixels straddle chunk boundaries."""
+    from dlviz_gpu.kernels.matrix import CPU_CHUNK
+
     rng = np.random.default_rng(17)
-    c = 9000
+    c = 2 * CPU_CHUNK + 809
     flat, offset, rows, cols, decode, truth = kt.make_input(rng, "f64", layout, 3, c, 0.01)
     views = [((0, c), (0, 3), 1, 1), ((0, c), (0, 3), 7, 3), ((0, c), (0, 3), 2, 1),
-             ((100.5, 8999.5), (-1, 4), 13, 2), ((0, c), (0, 3), 3001, 1)]
+             ((100.5, c - 0.5), (-1, 4), 13, 2), ((0, c), (0, 3), 3001, 1)]
     run_cpu(kt, flat, offset, rows, cols, decode, truth, views)
 
 
