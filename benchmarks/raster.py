@@ -60,7 +60,7 @@ def _settings(quick: bool, size: int | None, repeats: int | None) -> dict:
                         f"{avail / 2 ** 30:.1f} GiB of memory available")
     elif size != SIZE:
         note = f"matrix {size} x {size} instead of {SIZE} x {SIZE} (--size)"
-    reps = repeats or (3 if quick else 7)
+    reps = repeats or (5 if quick else 9)
     return {"size": int(size), "width": WIDTH, "height": HEIGHT, "repeats": reps,
             "probe_repeats": max(reps, 5) if quick else 10,
             "baseline_repeats": max(1, reps - 1) if quick else 5,

@@ -148,18 +148,19 @@ class Raster:
         if stat not in self.stats:
             raise KeyError(f"stat {stat!r} was not computed for this raster; it holds "
                            f"{', '.join(self.stats)} (pass stats=... to rasterize)")
-        count = self._raw("count")
         if stat in ("count", "nan_count", "sum", "min", "max"):
             return self._raw(stat)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        if stat not in self._host:
+            from .kernels import finalize
+
             if stat == "mean":
-                return np.where(count > 0, self._raw("sum") / np.maximum(count, 1), np.nan)
-            if stat == "std":
-                return np.where(count > 0, np.sqrt(self._raw("m2") / np.maximum(count, 1)),
-                                np.nan)
-        lo, hi = self._raw("min"), self._raw("max")
-        # extremum: the element of largest magnitude, sign kept, the positive one on a tie
-        return np.where(np.abs(hi) >= np.abs(lo), hi, lo)
+                value = finalize.mean_plane(self._raw("sum"), self._raw("count"))
+            elif stat == "std":
+                value = finalize.std_plane(self._raw("m2"), self._raw("count"))
+            else:
+                value = finalize.extremum_plane(self._raw("min"), self._raw("max"))
+            self._host[stat] = value
+        return self._host[stat]
 
     def to_xarray(self):
         """The statistics as an ``xarray.Dataset`` with dims (y, x).
