@@ -261,24 +261,29 @@ def _cpu_kernel(decode: int, lane_dtype: str, contiguous: bool, want_minmax: boo
         # propagate (no nnan flag), which is how the caller spots them.
         s = 0.0
         sq = 0.0
-        for j in range(ja, jb):
-            s += a[j]
+        run = a[ja:jb]
+        for j in range(run.size):
+            s += run[j]
         if M2:
-            for j in range(ja, jb):
-                sq += q[j]
+            qrun = q[ja:jb]
+            for j in range(qrun.size):
+                sq += qrun[j]
         return s, sq
 
     @numba.njit(fastmath={"nnan", "nsz", "reassoc"})
     def _pixel_minmax(mn, mx, ja, jb):
         # Only called for pixels whose columns are all finite, so the nnan
-        # promise holds and the reductions vectorise.
-        lo = mn[ja]
-        hi = mx[ja]
-        for j in range(ja + 1, jb):
-            v = mn[j]
+        # promise holds and the reductions vectorise (slices, not range(ja,
+        # jb): indices known non-negative).
+        lo_run = mn[ja:jb]
+        hi_run = mx[ja:jb]
+        lo = lo_run[0]
+        hi = hi_run[0]
+        for j in range(lo_run.size):
+            v = lo_run[j]
             lo = v if v < lo else lo
-        for j in range(ja + 1, jb):
-            v = mx[j]
+        for j in range(hi_run.size):
+            v = hi_run[j]
             hi = v if v > hi else hi
         return lo, hi
 
