@@ -26,6 +26,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="matrix side (default 16384; the table says when it differs)")
     r.add_argument("--repeats", type=int, default=None, help="timed repeats per row")
 
+    for name, helptext in (("points", "10^8-point scatter vs Datashader Canvas.points and numpy.histogram2d"),
+                           ("series", "M4 decimation of a long series vs the streaming bandwidth"),
+                           ("hist", "exact histograms vs numpy.histogram and the streaming bandwidth")):
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("--quick", action="store_true", help="fewer repeats (about a minute)")
+        s.add_argument("--out", default=DEFAULT_OUT, help="folder for the JSON (default: %(default)s)")
+        s.add_argument("--size", type=int, default=None,
+                       help="number of points / samples / elements (the table says when it differs)")
+        s.add_argument("--repeats", type=int, default=None, help="timed repeats per row")
+
     g = sub.add_parser("gpu", help="the GPU check: compile, compare with the CPU, time vs torch")
     g.add_argument("--out", default=DEFAULT_OUT, help="folder for the JSON (default: %(default)s)")
     g.add_argument("--quick", action="store_true", help="fewer dtypes and repeats")
@@ -38,10 +48,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    if args.suite == "raster":
-        from .raster import run
+    if args.suite in ("raster", "points", "series", "hist"):
+        import importlib
 
-        run(quick=args.quick, out_dir=args.out, size=args.size, repeats=args.repeats)
+        suite = importlib.import_module(f".{args.suite}", __package__)
+        suite.run(quick=args.quick, out_dir=args.out, size=args.size, repeats=args.repeats)
         return 0
     from .gpu import run as run_gpu
 

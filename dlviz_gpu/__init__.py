@@ -24,6 +24,11 @@ _LAZY = {
     "as_matrix": "dlviz_gpu.tensors",
     "Matrix": "dlviz_gpu.tensors",
     "backend": "dlviz_gpu.backend",
+    "rasterize_points": "dlviz_gpu.points",
+    "decimate": "dlviz_gpu.series",
+    "histogram": "dlviz_gpu.histogram",
+    "Histogram": "dlviz_gpu.histogram",
+    "project": "dlviz_gpu.project",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
@@ -34,7 +39,7 @@ def __getattr__(name: str):
     if module is None:
         raise AttributeError(f"module 'dlviz_gpu' has no attribute {name!r}")
     mod = importlib.import_module(module)
-    value = mod if module.endswith("." + name) else getattr(mod, name)
+    value = mod if module.endswith("." + name) and not hasattr(mod, name) else getattr(mod, name)
     globals()[name] = value
     return value
 

@@ -112,6 +112,22 @@ def host_buffer(buffer) -> np.ndarray:
     return to_host(buffer)
 
 
+def buffer_for(matrix, where: str):
+    """The flat buffer of ``matrix`` as backend ``where`` reads it.
+
+    GPU data for a CPU run is copied to the host (same dtype, never upcast);
+    host data for a CUDA run is left on the host: the CUDA kernels stream it.
+    """
+    if where == "cpu" and matrix.device == "cuda":
+        return host_buffer(matrix.buffer)
+    return matrix.buffer
+
+
+def kernel_for(family: dict, where: str):
+    """The kernel of ``family`` (``{"cpu": f, "cuda": g}``) for backend ``where``."""
+    return family[where]
+
+
 def run_matrix(matrix, canvas, want_minmax: bool, want_m2: bool, backend: str,
                origin=(0, 0)):
     """Run the matrix kernel for ``matrix`` on ``canvas`` on the resolved backend.

@@ -18,6 +18,8 @@ import numpy as np
 from . import backend as _backend
 
 STATS = ("count", "nan_count", "sum", "mean", "min", "max", "extremum", "std")
+# statistics only some sources provide: count_cat is (height, width, categories)
+EXTRA_STATS = ("count_cat",)
 # raw planes each statistic is derived from
 _NEEDS = {"count": ("count",), "nan_count": ("nan_count",), "sum": ("sum",),
           "mean": ("sum", "count"), "min": ("min",), "max": ("max",),
@@ -107,15 +109,19 @@ class Raster:
         Where the planes live.
     dtype : str
         Dtype name of the source tensor.
+    attrs : dict, optional
+        Facts about the pass that are not per pixel (e.g. how many points fell
+        outside the canvas); integer entries add up on :meth:`merge`.
     """
 
     def __init__(self, canvas: Canvas, planes: dict, stats, device: str = "cpu",
-                 dtype: str = "float64"):
+                 dtype: str = "float64", attrs: dict | None = None):
         self.canvas = canvas
         self._planes = dict(planes)
         self.stats = tuple(stats)
         self.device = device
         self.dtype = dtype
+        self.attrs = dict(attrs or {})
         self._host: dict[str, np.ndarray] = {}
 
     # -- raw planes --------------------------------------------------------
@@ -138,17 +144,21 @@ class Raster:
     def to_host(self) -> "Raster":
         """The same raster with its planes as host ndarrays."""
         return Raster(self.canvas, {k: self._raw(k) for k in self._planes}, self.stats,
-                      "cpu", self.dtype)
+                      "cpu", self.dtype, self.attrs)
 
     # -- statistics --------------------------------------------------------
     def __getitem__(self, stat: str) -> np.ndarray:
-        """One statistic as a (height, width) host array (float64; counts int64)."""
-        if stat not in STATS:
-            raise KeyError(f"stat: expected one of {', '.join(STATS)}; got {stat!r}")
+        """One statistic as a (height, width) host array (float64; counts int64).
+
+        ``count_cat`` is (height, width, categories).
+        """
+        if stat not in STATS and stat not in EXTRA_STATS:
+            raise KeyError(f"stat: expected one of {', '.join(STATS + EXTRA_STATS)}; "
+                           f"got {stat!r}")
         if stat not in self.stats:
             raise KeyError(f"stat {stat!r} was not computed for this raster; it holds "
                            f"{', '.join(self.stats)} (pass stats=... to rasterize)")
-        if stat in ("count", "nan_count", "sum", "min", "max"):
+        if stat in ("count", "nan_count", "sum", "min", "max", "count_cat"):
             return self._raw(stat)
         if stat not in self._host:
             from .kernels import finalize
@@ -171,9 +181,16 @@ class Raster:
         import xarray as xr
 
         coords = {"x": self.canvas.x, "y": self.canvas.y}
-        data = {name: (("y", "x"), self[name]) for name in self.stats}
+        data = {}
+        for name in self.stats:
+            plane = self[name]
+            if plane.ndim == 3:
+                data[name] = (("y", "x", "category"), plane)
+                coords["category"] = np.arange(plane.shape[2])
+            else:
+                data[name] = (("y", "x"), plane)
         attrs = {"x_range": self.canvas.x_range, "y_range": self.canvas.y_range,
-                 "source_dtype": self.dtype, "computed_on": self.device}
+                 "source_dtype": self.dtype, "computed_on": self.device, **self.attrs}
         return xr.Dataset(data, coords=coords, attrs=attrs)
 
     # -- combination -------------------------------------------------------
@@ -193,8 +210,9 @@ class Raster:
                              f" got {', '.join(other.stats)}")
         a, b = self.to_host(), other.to_host()
         na, nb = a._raw("count"), b._raw("count")
-        out = {"count": na + nb, "nan_count": a._raw("nan_count") + b._raw("nan_count"),
-               "sum": a._raw("sum") + b._raw("sum")}
+        # planes that simply add: counts, sums, per-category counts
+        out = {name: a._raw(name) + b._raw(name)
+               for name in ("count", "nan_count", "sum", "count_cat") if name in a._planes}
         if "min" in a._planes:
             out["min"] = np.fmin(a._raw("min"), b._raw("min"))
             out["max"] = np.fmax(a._raw("max"), b._raw("max"))
@@ -207,7 +225,13 @@ class Raster:
                 extra = np.where((na > 0) & (nb > 0),
                                  delta * delta * (na * (nb / np.maximum(n, 1))), 0.0)
             out["m2"] = a._raw("m2") + b._raw("m2") + extra
-        return Raster(self.canvas, out, self.stats, "cpu", self.dtype)
+        attrs = dict(self.attrs)
+        for key, value in other.attrs.items():
+            if isinstance(value, (int, np.integer)) and isinstance(attrs.get(key), (int, np.integer)):
+                attrs[key] = attrs[key] + value
+            else:
+                attrs.setdefault(key, value)
+        return Raster(self.canvas, out, self.stats, "cpu", self.dtype, attrs)
 
     def __repr__(self) -> str:
         c = self.canvas
