@@ -28,7 +28,7 @@ _LAZY = {
     "decimate": "dlviz_gpu.series",
     "histogram": "dlviz_gpu.histogram",
     "Histogram": "dlviz_gpu.histogram",
-    "project": "dlviz_gpu.project",
+    "project": "dlviz_gpu.projection",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
