@@ -561,14 +561,16 @@ def _cuda_kernel(decode: int, want_minmax: bool, want_m2: bool):
             sh_hi[t] = -math.inf
             sh_sd[t] = 0.0
             sh_sq[t] = 0.0
-            # Shift for the stable variance: a value of the pixel itself.
+            # Shift for the stable variance: the pixel's first finite value
+            # in its first row (as on the CPU), 0.0 if that row has none.
             kv = 0.0
-            if M2 and r1 > r0 and cend[p0 + t] > cstart[p0 + t]:
-                c = cstart[p0 + t]
-                kv = dec(flat[offset + axis_off(rt1, rk2, rt2, rk3, rt3, r0)
-                              + axis_off(ct1, ck2, ct2, ck3, ct3, c)])
-                if not math.isfinite(kv):
-                    kv = 0.0
+            if M2 and r1 > r0:
+                rbase = offset + axis_off(rt1, rk2, rt2, rk3, rt3, r0)
+                for c in range(cstart[p0 + t], cend[p0 + t]):
+                    v = dec(flat[rbase + axis_off(ct1, ck2, ct2, ck3, ct3, c)])
+                    if math.isfinite(v):
+                        kv = v
+                        break
             sh_k[t] = kv
         cuda.syncthreads()
         lp = 0
