@@ -695,6 +695,12 @@ def run_timing(size: int, quick: bool, rows: list, res: dict) -> None:
 # Driver
 # --------------------------------------------------------------------------
 
+# (section name, module, function(report, sim_smoke=, quick=) -> table rows)
+FAMILY_CHECKS = (
+    ("series", ".gpu_series", "check_series"),
+)
+
+
 def run(out_dir: str = DEFAULT_OUT, quick: bool = False, sim_smoke: bool = False,
         size: int | None = None) -> int:
     """Run the GPU check; returns the exit status (0: every check passed)."""
@@ -807,6 +813,15 @@ def run(out_dir: str = DEFAULT_OUT, quick: bool = False, sim_smoke: bool = False
         def timing():
             run_timing(size or 16384, quick, rows, res)
         section("timing", timing)
+
+    # the other kernel families, each checked and timed by its own module
+    for family, module, check in FAMILY_CHECKS:
+        def run_family(module=module, check=check):
+            import importlib
+
+            mod = importlib.import_module(module, __package__)
+            rows.extend(getattr(mod, check)(res, sim_smoke=sim_smoke, quick=quick) or [])
+        section(family, run_family)
 
     for r in rows:
         if r.passed is False:

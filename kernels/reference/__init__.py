@@ -3,6 +3,7 @@
 One module per kernel family; nothing here shares code with the kernels.
 """
 
+from . import series
 from .matrix import STATS, matrix_stats
 
-__all__ = ["STATS", "matrix_stats"]
+__all__ = ["STATS", "matrix_stats", "series"]
