@@ -697,6 +697,7 @@ def run_timing(size: int, quick: bool, rows: list, res: dict) -> None:
 
 # (section name, module, function(report, sim_smoke=, quick=) -> table rows)
 FAMILY_CHECKS = (
+    ("points", ".gpu_points", "check_points"),
     ("series", ".gpu_series", "check_series"),
 )
 

@@ -157,7 +157,7 @@ class Raster:
                            f"got {stat!r}")
         if stat not in self.stats:
             raise KeyError(f"stat {stat!r} was not computed for this raster; it holds "
-                           f"{', '.join(self.stats)} (pass stats=... to rasterize)")
+                           f"{', '.join(self.stats)} (ask for it with stats=...)")
         if stat in ("count", "nan_count", "sum", "min", "max", "count_cat"):
             return self._raw(stat)
         if stat not in self._host:
