@@ -30,6 +30,13 @@ def test_raster_benchmark_runs_and_reports_every_row(tmp_path):
     assert result["rows"] and all(row["error"] is None for row in result["rows"]), result["rows"]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("suite,size", [("points", "2000000"), ("series", "200000")])
+def test_family_benchmarks_run(tmp_path, suite, size):
+    _, result = _run([suite, "--size", size, "--repeats", "1"], tmp_path)
+    assert result["rows"] and all(row["error"] is None for row in result["rows"]), result["rows"]
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not cuda_usable(), reason="needs a GPU or NUMBA_ENABLE_CUDASIM=1")
 def test_gpu_check_smoke_under_the_simulator(tmp_path):

@@ -42,3 +42,12 @@ def test_lazy_attributes_and_unknown_names():
     assert "rasterize" in dir(dv)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         dv.nope
+
+
+def test_public_names_survive_importing_their_modules(tmp_path):
+    # a submodule import must not shadow a public function of the same package
+    code = ("import dlviz_gpu.points, dlviz_gpu.series, dlviz_gpu.projection, "
+            "dlviz_gpu.aggregate; import dlviz_gpu as dv; "
+            "print(all(callable(getattr(dv, n)) for n in "
+            "('rasterize', 'rasterize_points', 'decimate', 'project')))")
+    assert _run(code, tmp_path) == "True"
