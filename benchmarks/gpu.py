@@ -699,6 +699,7 @@ def run_timing(size: int, quick: bool, rows: list, res: dict) -> None:
 FAMILY_CHECKS = (
     ("points", ".gpu_points", "check_points"),
     ("series", ".gpu_series", "check_series"),
+    ("histogram", ".gpu_hist", "check_histogram"),
 )
 
 

@@ -26,8 +26,8 @@ _LAZY = {
     "backend": "dlviz_gpu.backend",
     "rasterize_points": "dlviz_gpu.points",
     "decimate": "dlviz_gpu.series",
-    "histogram": "dlviz_gpu.histogram",
-    "Histogram": "dlviz_gpu.histogram",
+    "histogram": "dlviz_gpu.histograms",
+    "Histogram": "dlviz_gpu.histograms",
     "project": "dlviz_gpu.projection",
 }
 

@@ -9,6 +9,7 @@ them against.
 from ._common import DECODE_BF16, DECODE_F16, DECODE_NATIVE
 from ._layout import Axis, axis_from_dims
 from .matrix import matrix_stats_cpu, matrix_stats_cuda
+from .histogram import HISTOGRAM, HISTOGRAM_MANY, MINMAX
 from .points import POINTS_BOUNDS, POINTS_STATS
 from .series import M4, m4_cpu, m4_cuda
 
@@ -18,4 +19,5 @@ __all__ = [
     "Axis", "axis_from_dims", "DECODE_NATIVE", "DECODE_BF16", "DECODE_F16",
     "matrix_stats_cpu", "matrix_stats_cuda", "MATRIX_STATS",
     "m4_cpu", "m4_cuda", "M4", "POINTS_STATS", "POINTS_BOUNDS",
+    "HISTOGRAM", "HISTOGRAM_MANY", "MINMAX",
 ]

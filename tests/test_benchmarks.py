@@ -31,7 +31,8 @@ def test_raster_benchmark_runs_and_reports_every_row(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("suite,size", [("points", "2000000"), ("series", "200000")])
+@pytest.mark.parametrize("suite,size", [("points", "2000000"), ("series", "200000"),
+                                        ("hist", "1000000")])
 def test_family_benchmarks_run(tmp_path, suite, size):
     _, result = _run([suite, "--size", size, "--repeats", "1"], tmp_path)
     assert result["rows"] and all(row["error"] is None for row in result["rows"]), result["rows"]

@@ -46,8 +46,8 @@ def test_lazy_attributes_and_unknown_names():
 
 def test_public_names_survive_importing_their_modules(tmp_path):
     # a submodule import must not shadow a public function of the same package
-    code = ("import dlviz_gpu.points, dlviz_gpu.series, dlviz_gpu.projection, "
+    code = ("import dlviz_gpu.points, dlviz_gpu.series, dlviz_gpu.projection, dlviz_gpu.histograms, "
             "dlviz_gpu.aggregate; import dlviz_gpu as dv; "
             "print(all(callable(getattr(dv, n)) for n in "
-            "('rasterize', 'rasterize_points', 'decimate', 'project')))")
+            "('rasterize', 'rasterize_points', 'decimate', 'project', 'histogram')))")
     assert _run(code, tmp_path) == "True"

@@ -3,7 +3,7 @@
 One module per kernel family; nothing here shares code with the kernels.
 """
 
-from . import points, series
+from . import histogram, points, series
 from .matrix import STATS, matrix_stats
 
-__all__ = ["STATS", "matrix_stats", "points", "series"]
+__all__ = ["STATS", "matrix_stats", "histogram", "points", "series"]
