@@ -8,6 +8,7 @@ level, so the CPU path works on machines without CUDA.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numba
@@ -141,3 +142,38 @@ def cuda_device(pyfunc):
     from numba import cuda
 
     return cuda.jit(device=True, inline="always")(pyfunc)
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_decoder(decode: int):
+    """Device function: one stored element -> float64, for one decoding (memoised).
+
+    On a GPU the 32-bit pattern becomes a float through libdevice; under the
+    simulator (plain Python) through a NumPy view.
+    """
+    import numba
+
+    if numba.config.ENABLE_CUDASIM:
+        def _bits_f32(bits):
+            return np.uint32(bits).view(np.float32)
+    else:
+        from numba.cuda import libdevice
+
+        def _bits_f32(bits):
+            return libdevice.int_as_float(np.int32(bits))
+    bits_f32 = cuda_device(_bits_f32)
+    bf16p = cuda_device(bf16_pattern)
+    f16p = cuda_device(f16_pattern)
+
+    if decode == DECODE_BF16:
+        def _dec(x):
+            return np.float64(bits_f32(bf16p(x)))
+    elif decode == DECODE_F16:
+        def _dec(x):
+            bits, special = f16p(x)
+            f = np.float64(bits_f32(bits))
+            return f if special else f * _F16_DENORM_SCALE
+    else:
+        def _dec(x):
+            return np.float64(x)
+    return cuda_device(_dec)

@@ -497,37 +497,14 @@ def _cuda_kernel(decode: int, want_minmax: bool, want_m2: bool):
     """Memoised CUDA kernel for one (element decoding, stats) combination."""
     _import_cuda()
 
-    from ._common import bf16_pattern, cuda_device, f16_pattern
+    from ._common import cuda_decoder, cuda_device
 
     MINMAX = want_minmax
     M2 = want_m2
     BLOCK = CUDA_BLOCK
     f64 = numba.float64
 
-    if numba.config.ENABLE_CUDASIM:
-        def _bits_f32(bits):
-            return np.uint32(bits).view(np.float32)
-    else:
-        from numba.cuda import libdevice
-
-        def _bits_f32(bits):
-            return libdevice.int_as_float(np.int32(bits))
-    bits_f32 = cuda_device(_bits_f32)
-    bf16p = cuda_device(bf16_pattern)
-    f16p = cuda_device(f16_pattern)
-
-    if decode == DECODE_BF16:
-        def _dec(x):
-            return np.float64(bits_f32(bf16p(x)))
-    elif decode == DECODE_F16:
-        def _dec(x):
-            bits, special = f16p(x)
-            f = np.float64(bits_f32(bits))
-            return f if special else f * 5.192296858534828e33
-    else:
-        def _dec(x):
-            return np.float64(x)
-    dec = cuda_device(_dec)
+    dec = cuda_decoder(decode)
 
     def _axis_off(t1, k2, t2, k3, t3, i):
         return (i // (k2 * k3)) * t1 + ((i // k3) % k2) * t2 + (i % k3) * t3

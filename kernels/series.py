@@ -828,37 +828,14 @@ def _cuda_kernels(decode: int):
     smoothed M4, EMA values."""
     _import_cuda()
 
-    from ._common import bf16_pattern, cuda_device, f16_pattern
+    from ._common import cuda_decoder, cuda_device
 
     BLOCK = _cuda_block()
     f64 = numba.float64
     i64 = numba.int64
     BIG = _I64_MAX
 
-    if numba.config.ENABLE_CUDASIM:
-        def _bits_f32(bits):
-            return np.uint32(bits).view(np.float32)
-    else:
-        from numba.cuda import libdevice
-
-        def _bits_f32(bits):
-            return libdevice.int_as_float(np.int32(bits))
-    bits_f32 = cuda_device(_bits_f32)
-    bf16p = cuda_device(bf16_pattern)
-    f16p = cuda_device(f16_pattern)
-
-    if decode == DECODE_BF16:
-        def _dec(x):
-            return np.float64(bits_f32(bf16p(x)))
-    elif decode == DECODE_F16:
-        def _dec(x):
-            bits, special = f16p(x)
-            f = np.float64(bits_f32(bits))
-            return f if special else f * 5.192296858534828e33
-    else:
-        def _dec(x):
-            return np.float64(x)
-    dec = cuda_device(_dec)
+    dec = cuda_decoder(decode)
 
     def _reduce_store(t, s, lo, hi, sfi, sfv, sli, slv, smni, smn, smxi, smx, scnt,
                       fpart, ipart):
