@@ -303,6 +303,19 @@ class PeakMemory:
                 "samples": self.samples, "interval_s": self.interval}
 
 
+def loadavg():
+    """The 1/5/15-minute load averages, or None where the system has none."""
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return None
+
+
+def rss_mib() -> float:
+    """Resident memory of this process now, MiB."""
+    return _rss_now() / 2 ** 20
+
+
 def peak_rss_mib() -> float:
     """This process's lifetime peak RSS (ru_maxrss), MiB."""
     try:

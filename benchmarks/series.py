@@ -33,7 +33,7 @@ import traceback
 import numpy as np
 
 from ._common import (PeakMemory, Row, bandwidth_probe, best_of, ensure_dlviz, format_table,
-                      machine_info, peak_rss_mib, progress, random_matrix, timestamp,
+                      loadavg, machine_info, peak_rss_mib, rss_mib, progress, random_matrix, timestamp,
                       write_json)
 
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -86,7 +86,7 @@ def run(quick: bool = False, out_dir: str = DEFAULT_OUT, size: int | None = None
         repeats: int | None = None) -> dict:
     """Run every row, print the table, write the JSON; returns the JSON payload."""
     wall0 = time.perf_counter()
-    load0 = _loadavg()
+    load0 = loadavg()
     stamp = timestamp()
     cfg = _settings(quick, size, repeats)
     n = cfg["size"]
@@ -314,7 +314,7 @@ def run(quick: bool = False, out_dir: str = DEFAULT_OUT, size: int | None = None
             out = Row(label, error=f"{type(exc).__name__}: {exc}",
                       extra={"traceback": traceback.format_exc()})
         for row in (out if isinstance(out, list) else [out]):
-            row.extra["rss_after_mib"] = _rss_mib()
+            row.extra["rss_after_mib"] = rss_mib()
             rows.append(row)
         bar.update(1)
     bar.close()
@@ -339,7 +339,7 @@ def run(quick: bool = False, out_dir: str = DEFAULT_OUT, size: int | None = None
         "machine": machine_info(("numpy", "numba", "datashader", "xarray", "pandas", "torch")),
         "package": found,
         "loadavg_start": load0,
-        "loadavg_end": _loadavg(),
+        "loadavg_end": loadavg(),
         "probe_gbps": ctx.get("probe_gbps"),
         "generate_s": ctx.get("generate_s"),
         "rows": [r.as_dict() for r in rows],
@@ -364,16 +364,3 @@ def run(quick: bool = False, out_dir: str = DEFAULT_OUT, size: int | None = None
     path = write_json(out_dir, "series", payload, stamp)
     print(f"wrote {path}")
     return payload
-
-
-def _loadavg():
-    try:
-        return list(os.getloadavg())
-    except OSError:
-        return None
-
-
-def _rss_mib() -> float:
-    from ._common import _rss_now
-
-    return _rss_now() / 2 ** 20
