@@ -29,6 +29,15 @@ _LAZY = {
     "histogram": "dlviz_gpu.histograms",
     "Histogram": "dlviz_gpu.histograms",
     "project": "dlviz_gpu.projection",
+    # views (HoloViews / Bokeh; loaded only when used)
+    "heatmap": "dlviz_gpu.views",
+    "scatter": "dlviz_gpu.views",
+    "curve": "dlviz_gpu.views",
+    "histplot": "dlviz_gpu.views",
+    "distribution": "dlviz_gpu.views",
+    "bars": "dlviz_gpu.views",
+    "save": "dlviz_gpu.views",
+    "serve": "dlviz_gpu.views",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -1,0 +1,40 @@
+"""HoloViews/Bokeh views of the engine's results.
+
+Every view returns a HoloViews object (composable with ``+`` and ``*``) and
+re-aggregates on zoom where the data is big:
+
+- :func:`heatmap` (matrices, :mod:`.matrix`),
+- :func:`scatter` (point clouds, :mod:`.points`),
+- :func:`curve` (long series, :mod:`.series`),
+- :func:`histplot`, :func:`distribution`, :func:`bars` (:mod:`.distributions`).
+
+:func:`save` writes HTML or PNG and :func:`serve` runs a Bokeh server
+(:mod:`.output`).  Colour, normalisation and limits live in :mod:`.style`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "heatmap": "matrix", "MatrixView": "matrix", "AGGS": "matrix",
+    "scatter": "points",
+    "curve": "series",
+    "histplot": "distributions", "distribution": "distributions", "bars": "distributions",
+    "save": "output", "serve": "output", "ServerURL": "output",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dlviz_gpu.views' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

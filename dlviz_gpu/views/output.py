@@ -1,0 +1,270 @@
+"""Getting views out: ``dv.save`` (standalone HTML, PNG) and ``dv.serve`` (Bokeh server).
+
+A static HTML page has no Python behind it, so a zoomable view is saved as its
+first frame: a fixed raster at the full canvas (zooming the page magnifies
+those pixels; it does not re-aggregate).  A PNG is drawn without a browser by
+HoloViews' matplotlib backend, with the same palettes, limits and
+normalisation as the interactive view.  ``serve`` runs a real Bokeh server
+(through Panel) in a background thread, where every zoom re-aggregates.
+"""
+
+from __future__ import annotations
+
+import queue
+import socket
+import threading
+from pathlib import Path
+
+# options that mean the same in HoloViews' bokeh and matplotlib backends
+_PORTABLE = ("cmap", "clim", "cnorm", "colorbar", "invert_yaxis", "invert_xaxis",
+             "logx", "logy", "title", "xlabel", "ylabel", "color", "alpha",
+             "line_width", "line_dash", "show_legend", "xlim", "ylim", "ylim",
+             "xticks", "yticks", "fill_alpha")
+_RENAME = {"line_width": "linewidth", "line_dash": "linestyle", "fill_alpha": "alpha"}
+_DASH = {"dashed": "--", "dotted": ":", "solid": "-", "dashdot": "-."}
+
+
+def _static(obj):
+    """The object with every DynamicMap replaced by its current frame."""
+    import holoviews as hv
+
+    if isinstance(obj, hv.DynamicMap):
+        return _static(obj[()])
+    if isinstance(obj, (hv.Layout, hv.NdLayout, hv.GridSpace, hv.HoloMap, hv.Overlay,
+                        hv.NdOverlay)):
+        return obj.clone({k: _static(v) for k, v in obj.data.items()})
+    return obj
+
+
+def _mpl_options(el) -> dict:
+    """The element's bokeh options that matplotlib understands, renamed."""
+    import holoviews as hv
+
+    out = {}
+    for group in ("plot", "style"):
+        try:
+            opts = hv.Store.lookup_options("bokeh", el, group).kwargs
+        except Exception:  # an element type without bokeh options
+            continue
+        for key, value in opts.items():
+            if key not in _PORTABLE or value is None:
+                continue
+            if key == "cmap" and isinstance(value, (list, tuple)):
+                from matplotlib.colors import ListedColormap
+
+                value = ListedColormap(list(value))
+            if key == "line_dash":
+                value = _DASH.get(value, value)
+            out[_RENAME.get(key, key)] = value
+    if "frame_width" in hv.Store.lookup_options("bokeh", el, "plot").kwargs:
+        fw = hv.Store.lookup_options("bokeh", el, "plot").kwargs.get("frame_width") or 700
+        fh = hv.Store.lookup_options("bokeh", el, "plot").kwargs.get("frame_height") or 500
+        out["aspect"] = fw / fh
+        out["fig_inches"] = (fw / 100 + 2, fh / 100 + 1)
+    return out
+
+
+def _to_matplotlib(obj):
+    import holoviews as hv
+
+    obj = _static(obj)
+
+    def apply(el):
+        opts = _mpl_options(el)
+        try:
+            return el.opts(backend="matplotlib", clone=True, **opts)
+        except Exception:
+            # drop whatever this element type rejects, keep the rest
+            allowed = hv.Store.options(backend="matplotlib")
+            name = type(el).__name__
+            keys = set()
+            if name in allowed:
+                for group in ("plot", "style"):
+                    keys |= set(allowed[name].groups.get(group, hv.Options()).allowed_keywords
+                                or ())
+            return el.opts(backend="matplotlib", clone=True,
+                           **{k: v for k, v in opts.items() if k in keys})
+
+    return obj.map(apply, lambda o: isinstance(o, hv.Element))
+
+
+def save(obj, path, *, title: str | None = None, dpi: int = 100) -> Path:
+    """Write a view to a standalone HTML page or a PNG image.
+
+    Parameters
+    ----------
+    obj : HoloViews object (a view, or views composed with ``+`` / ``*``)
+    path : str or Path
+        ``*.html``: a self-contained page (Bokeh's JavaScript inline, no
+        server): hover and pan work, but a zoomable view is saved as a fixed
+        raster at its full canvas.  ``*.png``: an image drawn without a
+        browser (HoloViews' matplotlib backend, same colours and limits).
+    title : str, optional
+        Page title of the HTML file.
+    dpi : int
+        PNG resolution.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    import holoviews as hv
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".html", ".png"):
+        raise ValueError(f"path: expected a file name ending in .html or .png; got {str(path)!r}")
+    if not isinstance(obj, hv.core.dimension.ViewableElement) and not isinstance(
+            obj, (hv.DynamicMap, hv.Layout, hv.Overlay, hv.HoloMap, hv.NdLayout, hv.GridSpace)):
+        raise TypeError(f"obj: expected a HoloViews object (a dlviz view); got {type(obj).__name__}")
+    if not path.parent.exists():
+        raise FileNotFoundError(f"path: the folder {str(path.parent)!r} does not exist")
+    if suffix == ".html":
+        _ensure_extension("bokeh")
+        from bokeh.embed import file_html
+        from bokeh.resources import INLINE
+
+        plot = hv.renderer("bokeh").get_plot(_static(obj))
+        html = file_html(plot.state, INLINE, title or path.stem)
+        path.write_text(html, encoding="utf-8")
+        return path
+    _ensure_extension("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    renderer = hv.renderer("matplotlib").instance(dpi=dpi, fig="png")
+    data, _info = renderer(_to_matplotlib(obj), fmt="png")
+    path.write_bytes(data)
+    return path
+
+
+def _ensure_extension(backend: str) -> None:
+    import holoviews as hv
+
+    if backend == "bokeh":
+        import holoviews.plotting.bokeh  # noqa: F401 - registers the backend
+    else:
+        try:
+            import holoviews.plotting.mpl  # noqa: F401
+        except ImportError as err:  # pragma: no cover - matplotlib is a dependency
+            raise RuntimeError("PNG output needs matplotlib: pip install matplotlib") from err
+    if hv.Store.current_backend not in hv.Store.renderers:
+        hv.Store.set_current_backend(backend)
+
+
+class ServerURL(str):
+    """The URL of a running server (a ``str``), with :meth:`stop`."""
+
+    server = None
+    thread = None
+
+    def stop(self) -> None:
+        """Stop the server and its thread."""
+        if self.server is not None:
+            loop = self.server.io_loop
+            loop.add_callback(self.server.stop)
+            loop.add_callback(loop.stop)
+            if self.thread is not None:
+                self.thread.join(timeout=10)
+
+
+def _check_port(port) -> int:
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"port: expected an integer in 0..65535 (0 picks a free one); got "
+                         f"{port!r}")
+    return port
+
+
+def serve(obj, port: int = 0, address: str = "127.0.0.1", show: bool = False, *,
+          allow_websocket_origin=None, title: str = "dlviz") -> ServerURL:
+    """Serve views on a Bokeh server running in a background thread.
+
+    Parameters
+    ----------
+    obj : HoloViews object, Panel object, or dict of route -> either
+        What to serve.  A dict serves each value at its own path
+        (``{"weights": heatmap, "loss": curve}`` -> ``/weights``, ``/loss``).
+    port : int
+        0 (default) picks a free port.
+    address : str
+        Interface to bind.  Default ``127.0.0.1`` (this machine only); any
+        other address needs ``allow_websocket_origin``.
+    show : bool
+        Open the page in the default browser.
+    allow_websocket_origin : list of str, optional
+        ``host:port`` origins allowed to connect besides this machine.
+
+    Returns
+    -------
+    ServerURL
+        The page's URL (the first route for a dict); ``.stop()`` stops it.
+    """
+    import panel as pn
+    from panel.io.server import get_server
+    from tornado.ioloop import IOLoop
+
+    port = _check_port(port)
+    if not isinstance(address, str) or not address:
+        raise ValueError(f"address: expected an interface address such as '127.0.0.1'; got "
+                         f"{address!r}")
+    local = address in ("127.0.0.1", "localhost", "::1")
+    if not local and not allow_websocket_origin:
+        raise ValueError(f"allow_websocket_origin: serving on {address!r} exposes the server "
+                         "beyond this machine; name the origins browsers will use "
+                         "(e.g. ['myhost:5006'])")
+    if isinstance(obj, dict):
+        if not obj:
+            raise ValueError("obj: expected at least one route; got an empty dict")
+        routes = {str(k).strip("/") or "index": _servable(v, pn) for k, v in obj.items()}
+        first = next(iter(routes))
+    else:
+        routes = {"": _servable(obj, pn)}
+        first = ""
+    if port == 0:
+        # a free port now, so the allowed websocket origins can name it
+        with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as s:
+            s.bind((address, 0))
+            port = s.getsockname()[1]
+    origins = list(allow_websocket_origin or [])
+    if local:
+        origins += [f"127.0.0.1:{port}", f"localhost:{port}"]
+    made: queue.Queue = queue.Queue()
+
+    def run():
+        loop = IOLoop()
+        try:
+            target = routes[""] if list(routes) == [""] else routes
+            server = get_server(target, port=port, address=address, loop=loop, start=False,
+                                show=False, title=title,
+                                websocket_origin=origins)
+            server.start()
+        except BaseException as err:  # hand the failure to the caller's thread
+            made.put(err)
+            return
+        made.put(server)
+        loop.start()
+        loop.close(all_fds=False)
+
+    thread = threading.Thread(target=run, name="dlviz-server", daemon=True)
+    thread.start()
+    server = made.get(timeout=60)
+    if isinstance(server, BaseException):
+        raise RuntimeError(f"could not start the server on {address}:{port}: {server}") from server
+    host = "127.0.0.1" if address in ("0.0.0.0", "::") else address
+    url = ServerURL(f"http://{host}:{server.port}/{first}")
+    url.server, url.thread = server, thread
+    if show:
+        import webbrowser
+
+        webbrowser.open(url)
+    return url
+
+
+def _servable(obj, pn):
+    if callable(obj) and not hasattr(obj, "opts"):
+        return obj  # a function building a fresh page per session
+    return lambda: pn.panel(obj)
+
+
+__all__ = ["save", "serve", "ServerURL"]

@@ -1,0 +1,187 @@
+"""Colour, normalisation and hover policy shared by every view.
+
+One place decides how numbers become colours, so a heatmap, a scatter and a
+distribution strip all read the same way:
+
+- signed data gets a diverging colormap centred at zero with symmetric limits;
+  unsigned data a perceptually uniform sequential one (colorcet);
+- limits are robust (a high percentile of the finite values) unless given;
+- a constant or all-NaN input still gets valid, non-degenerate limits;
+- ``norm`` is linear, log, symlog or eq_hist; symlog is done here (Bokeh has no
+  symlog colour mapper) by colouring ``asinh``-like transformed values and
+  labelling the colour bar with the real ones.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: Palettes chosen when ``cmap=None``.
+DIVERGING = "coolwarm"
+SEQUENTIAL = "bmy"
+#: Colour of pixels whose elements are all NaN / inf (or, with the heatmap's
+#: default ``nan="mark"``, that hold any NaN / inf element).
+NAN_COLOR = "#00e000"
+#: Colour of pixels with no element (empty windows, gaps in a scatter).
+EMPTY_COLOR = "rgba(0, 0, 0, 0)"
+
+NORMS = ("linear", "log", "symlog", "eq_hist")
+#: Robust limit: this percentile of |v| (signed) or of v (unsigned).
+ROBUST_PERCENTILE = 99.5
+
+
+def _palettes() -> dict:
+    import colorcet as cc
+
+    return cc.palette
+
+
+def check_norm(norm) -> str:
+    """Validate ``norm``; the error lists the valid names."""
+    if not isinstance(norm, str) or norm not in NORMS:
+        raise ValueError(f"norm: expected one of {', '.join(NORMS)}; got {norm!r}")
+    return norm
+
+
+def check_cmap(cmap, signed: bool) -> list[str]:
+    """The palette (a list of hex colours) for ``cmap``.
+
+    Parameters
+    ----------
+    cmap : str, sequence of str or None
+        A colorcet palette name (``"coolwarm"``, ``"fire"``, ``"bmy"``,
+        ``"kbc"``, ... or any name in ``colorcet.palette``), a list of colours,
+        or None for the default of the data's sign.
+    signed : bool
+        Whether the data has both signs (diverging default).
+    """
+    palettes = _palettes()
+    if cmap is None:
+        return list(palettes[DIVERGING if signed else SEQUENTIAL])
+    if isinstance(cmap, str):
+        if cmap in palettes:
+            return list(palettes[cmap])
+        short = sorted(k for k in palettes if "_" not in k)
+        raise ValueError(f"cmap: expected a colorcet palette name ({', '.join(short)}, or any "
+                         f"name in colorcet.palette) or a list of colours; got {cmap!r}")
+    if isinstance(cmap, (list, tuple)) and len(cmap) >= 2 and all(isinstance(c, str) for c in cmap):
+        return list(cmap)
+    raise ValueError("cmap: expected a colorcet palette name or a list of at least two colour "
+                     f"strings; got {cmap!r}")
+
+
+def finite_values(plane: np.ndarray) -> np.ndarray:
+    v = np.asarray(plane).ravel()
+    return v[np.isfinite(v)]
+
+
+def is_signed(values: np.ndarray) -> bool:
+    """True when the finite values hold both signs (a diverging colormap fits)."""
+    v = finite_values(values)
+    return bool(v.size) and bool(v.min() < 0) and bool(v.max() > 0)
+
+
+def robust_limits(values: np.ndarray, norm: str = "linear", signed: bool | None = None,
+                  percentile: float = ROBUST_PERCENTILE) -> tuple[float, float]:
+    """Colour limits that survive outliers, constants and all-NaN input.
+
+    Signed data (``signed=None`` decides from the values) gets symmetric
+    limits ``(-p, p)`` with ``p`` the ``percentile`` of |v|; unsigned data the
+    ``100 - percentile`` and ``percentile`` percentiles.  ``log`` uses the
+    positive values only.  Degenerate limits are widened so a colour mapper
+    never divides by zero: a constant ``c`` gets ``c -/+ max(|c|, 1) / 2``
+    (``(-|c|, |c|)`` when signed), no finite value gets ``(0, 1)``.
+    """
+    v = finite_values(values)
+    if norm == "log":
+        v = v[v > 0]
+        if not v.size:
+            return (1.0, 10.0)
+        lo, hi = np.percentile(v, [100 - percentile, percentile])
+        lo, hi = float(lo), float(hi)
+        if not hi > lo:
+            lo, hi = lo / math.sqrt(10), hi * math.sqrt(10)
+        return (lo, hi)
+    if not v.size:
+        return (0.0, 1.0)
+    if signed is None:
+        signed = bool(v.min() < 0 < v.max())
+    if signed:
+        p = float(np.percentile(np.abs(v), percentile))
+        if not p > 0:
+            p = float(np.abs(v).max()) or 1.0
+        return (-p, p)
+    lo, hi = (float(t) for t in np.percentile(v, [100 - percentile, percentile]))
+    if not hi > lo:
+        lo, hi = float(v.min()), float(v.max())
+    if not hi > lo:
+        half = max(abs(lo), 1.0) / 2
+        lo, hi = lo - half, hi + half
+    return (lo, hi)
+
+
+def check_clim(clim) -> tuple[float, float] | None:
+    """Validate an explicit ``clim`` (None means robust limits)."""
+    if clim is None:
+        return None
+    try:
+        lo, hi = (float(t) for t in clim)
+    except (TypeError, ValueError):
+        raise ValueError(f"clim: expected (low, high) numbers or None; got {clim!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+        raise ValueError(f"clim: expected finite low < high; got {clim!r}")
+    return (lo, hi)
+
+
+# -- symlog ---------------------------------------------------------------------
+def symlog(v, linthresh: float):
+    """``sign(v) * log10(1 + |v| / linthresh)``: linear near 0, log beyond."""
+    v = np.asarray(v, dtype=np.float64)
+    return np.sign(v) * np.log10(1.0 + np.abs(v) / linthresh)
+
+
+def symlog_linthresh(limits: tuple[float, float]) -> float:
+    """A linear threshold of 1/1000 of the largest limit (never 0)."""
+    m = max(abs(limits[0]), abs(limits[1]))
+    return m / 1000.0 if m > 0 else 1.0
+
+
+def symlog_tick_formatter(linthresh: float):
+    """A Bokeh tick formatter that labels symlog-space ticks with real values."""
+    from bokeh.models import CustomJSTickFormatter
+
+    return CustomJSTickFormatter(args={"t": float(linthresh)}, code="""
+        const v = Math.sign(tick) * t * (Math.pow(10, Math.abs(tick)) - 1);
+        if (v === 0) return "0";
+        const a = Math.abs(v);
+        return (a >= 1e4 || a < 1e-3) ? v.toExponential(2) : v.toPrecision(3);
+    """)
+
+
+def colour_opts(palette, norm: str, limits, nan_color: str = NAN_COLOR) -> dict:
+    """HoloViews options for a colour-mapped element (Image, QuadMesh, ...).
+
+    ``limits`` are in the space the plane is coloured in (symlog-transformed
+    for ``norm="symlog"``).
+    """
+    opts = {"cmap": palette, "colorbar": True, "clim": tuple(limits),
+            "clipping_colors": {"NaN": nan_color}}
+    if norm == "log":
+        opts["cnorm"] = "log"
+    elif norm == "eq_hist":
+        opts["cnorm"] = "eq_hist"
+    else:
+        opts["cnorm"] = "linear"
+    return opts
+
+
+def format_value(v: float) -> str:
+    """A short, exact-enough label for a statistic in titles and tables."""
+    if v is None or not math.isfinite(v):
+        return str(v)
+    a = abs(v)
+    if a != 0 and (a >= 1e5 or a < 1e-3):
+        return f"{v:.4g}"
+    return f"{v:.6g}"
