@@ -27,10 +27,25 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
+def _quiet_bokeh() -> None:
+    """Silence Bokeh's W-1005 for HoloViews' ``frame_width`` plots.
+
+    HoloViews sizes a plot by its frame and leaves the figure's width unset
+    with ``sizing_mode="fixed"``; Bokeh's validator then warns on every page
+    although the layout is right.
+    """
+    from bokeh.core.validation import silence
+    from bokeh.core.validation.warnings import FIXED_SIZING_MODE
+
+    silence(FIXED_SIZING_MODE, True)
+
+
 def __getattr__(name: str):
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'dlviz_gpu.views' has no attribute {name!r}")
+    if not any(callable(globals().get(n)) for n in _LAZY):
+        _quiet_bokeh()
     value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
     globals()[name] = value
     return value

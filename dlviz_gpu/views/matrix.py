@@ -206,7 +206,9 @@ class MatrixView:
 
         names = list(self.hover_fields)
         if self._colour_separate or self.agg not in names:
-            label = self.agg + (" (symlog)" if self.norm == "symlog" else "")
+            # a label that names no other column: HoloViews matches dimensions
+            # by label too, and "mean" would alias the hover's mean column
+            label = f"{self.agg} ({self.norm})"
             return [hv.Dimension("colour", label=label), *names]
         return [self.agg, *[n for n in names if n != self.agg]]
 
