@@ -347,8 +347,7 @@ def heatmap(tensor, agg: str = "mean", cmap=None, norm: str = "linear", clim=Non
         Composes with ``+`` and ``*``.  ``.view`` (set on the DynamicMap) is
         the :class:`MatrixView` with the update counter and the last window.
     """
-    import holoviews as hv
-
+    hv = style.ensure_bokeh()
     width = check_size(width, "width")
     height = check_size(height, "height")
     view = MatrixView(tensor, agg=agg, cmap=cmap, norm=norm, clim=clim, layout=layout,
@@ -356,7 +355,7 @@ def heatmap(tensor, agg: str = "mean", cmap=None, norm: str = "linear", clim=Non
                       label=label)
     if not dynamic:
         img = view.element(width=width, height=height)
-        return img.opts(**view.opts(width, height))
+        return img.opts(backend="bokeh", **view.opts(width, height))
 
     def callback(x_range, y_range, width, height, scale=1.0):
         return view.element(x_range, y_range, width or frame[0], height or frame[1])
@@ -364,6 +363,6 @@ def heatmap(tensor, agg: str = "mean", cmap=None, norm: str = "linear", clim=Non
     frame = (width, height)
     streams = [hv.streams.RangeXY(), hv.streams.PlotSize()]
     dmap = hv.DynamicMap(callback, streams=streams)
-    dmap = dmap.opts(**view.opts(width, height))
+    dmap = dmap.opts(backend="bokeh", **view.opts(width, height))
     dmap.view = view
     return dmap

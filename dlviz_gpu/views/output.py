@@ -19,7 +19,7 @@ from pathlib import Path
 _PORTABLE = ("cmap", "clim", "cnorm", "colorbar", "invert_yaxis", "invert_xaxis",
              "logx", "logy", "title", "xlabel", "ylabel", "color", "alpha",
              "line_width", "line_dash", "show_legend", "xlim", "ylim", "ylim",
-             "xticks", "yticks", "fill_alpha")
+             "xticks", "yticks", "fill_alpha", "clipping_colors")
 _RENAME = {"line_width": "linewidth", "line_dash": "linestyle", "fill_alpha": "alpha"}
 _DASH = {"dashed": "--", "dotted": ":", "solid": "-", "dashdot": "-."}
 
@@ -61,13 +61,26 @@ def _mpl_options(el) -> dict:
         fh = hv.Store.lookup_options("bokeh", el, "plot").kwargs.get("frame_height") or 500
         out["aspect"] = fw / fh
         out["fig_inches"] = (fw / 100 + 2, fh / 100 + 1)
+    out["fontsize"] = {"title": 9}
     return out
 
 
-def _to_matplotlib(obj):
+def _frame_inches(obj) -> tuple[float, float]:
+    """Width and height in inches one panel needs (its frame plus axes)."""
     import holoviews as hv
 
-    obj = _static(obj)
+    el = next(iter(obj.traverse(lambda e: e, [hv.Element])), None)
+    if el is None:
+        return (7.0, 5.0)
+    kw = hv.Store.lookup_options("bokeh", el, "plot").kwargs
+    fw = kw.get("frame_width") or kw.get("width") or 600
+    fh = kw.get("frame_height") or kw.get("height") or 400
+    return (fw / 100 + 2.2, fh / 100 + 1.3)
+
+
+def _to_matplotlib(obj):
+    """A static object with the portable options copied to the matplotlib backend."""
+    import holoviews as hv
 
     def apply(el):
         opts = _mpl_options(el)
@@ -85,7 +98,14 @@ def _to_matplotlib(obj):
             return el.opts(backend="matplotlib", clone=True,
                            **{k: v for k, v in opts.items() if k in keys})
 
-    return obj.map(apply, lambda o: isinstance(o, hv.Element))
+    out = obj.map(apply, lambda o: isinstance(o, hv.Element))
+    if isinstance(out, (hv.Layout, hv.NdLayout)):
+        n = len(out)
+        cols = min(n, getattr(out, "_max_cols", 4) or 4)
+        rows = -(-n // cols)
+        w, h = _frame_inches(out)
+        out = out.opts(backend="matplotlib", sublabel_format="", fig_inches=(w * cols, h * rows))
+    return out
 
 
 def save(obj, path, *, title: str | None = None, dpi: int = 100) -> Path:
@@ -129,12 +149,14 @@ def save(obj, path, *, title: str | None = None, dpi: int = 100) -> Path:
         html = file_html(plot.state, INLINE, title or path.stem)
         path.write_text(html, encoding="utf-8")
         return path
+    _ensure_extension("bokeh")
+    static = _static(obj)  # evaluated while the views' own (bokeh) options are current
     _ensure_extension("matplotlib")
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     renderer = hv.renderer("matplotlib").instance(dpi=dpi, fig="png")
-    data, _info = renderer(_to_matplotlib(obj), fmt="png")
+    data, _info = renderer(_to_matplotlib(static), fmt="png")
     path.write_bytes(data)
     return path
 

@@ -32,6 +32,21 @@ NORMS = ("linear", "log", "symlog", "eq_hist")
 ROBUST_PERCENTILE = 99.5
 
 
+def ensure_bokeh():
+    """Load HoloViews' Bokeh backend (its options must be known before ``.opts``).
+
+    Views set their options with ``backend="bokeh"`` explicitly, so they stay
+    Bokeh views whatever backend is current (``dv.save`` to PNG loads
+    matplotlib beside it).  Returns the ``holoviews`` module.
+    """
+    import holoviews as hv
+    import holoviews.plotting.bokeh  # noqa: F401 - registers the backend and its options
+
+    if hv.Store.current_backend not in hv.Store.renderers:
+        hv.Store.set_current_backend("bokeh")
+    return hv
+
+
 def _palettes() -> dict:
     import colorcet as cc
 
