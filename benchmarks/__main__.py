@@ -1,4 +1,5 @@
-"""``python -m benchmarks raster [--quick] [--out DIR]`` and ``python -m benchmarks gpu --out DIR``.
+"""``python -m benchmarks raster [--quick] [--out DIR]``, ``python -m benchmarks views [--quick]
+[--size N] [--points N] [--out DIR]`` and ``python -m benchmarks gpu --out DIR``.
 
 The ``gpu`` path imports only numpy, numba(-cuda), torch and cupy: nothing of
 Datashader, xarray, psutil or tqdm is imported here at module level.
@@ -36,6 +37,17 @@ def _parser() -> argparse.ArgumentParser:
                        help="number of points / samples / elements (the table says when it differs)")
         s.add_argument("--repeats", type=int, default=None, help="timed repeats per row")
 
+    v = sub.add_parser("views", help="server-side zoom latency and bytes per update of "
+                                     "dv.heatmap (16384^2) and dv.scatter (10^8 points)")
+    v.add_argument("--quick", action="store_true", help="fewer repeats; same sizes")
+    v.add_argument("--out", default=DEFAULT_OUT, help="folder for the JSON (default: %(default)s)")
+    v.add_argument("--size", type=int, default=None,
+                   help="matrix side (default 16384; the table says when it differs)")
+    v.add_argument("--points", type=int, default=None,
+                   help="scatter points (default 10^8; the table says when it differs)")
+    v.add_argument("--repeats", type=int, default=None, help="range changes timed per row")
+    v.add_argument("--no-scatter", action="store_true", help="heatmap rows only")
+
     g = sub.add_parser("gpu", help="the GPU check: compile, compare with the CPU, time vs torch")
     g.add_argument("--out", default=DEFAULT_OUT, help="folder for the JSON (default: %(default)s)")
     g.add_argument("--quick", action="store_true", help="fewer dtypes and repeats")
@@ -53,6 +65,12 @@ def main(argv=None) -> int:
 
         suite = importlib.import_module(f".{args.suite}", __package__)
         suite.run(quick=args.quick, out_dir=args.out, size=args.size, repeats=args.repeats)
+        return 0
+    if args.suite == "views":
+        from .views import run as run_views
+
+        run_views(quick=args.quick, out_dir=args.out, size=args.size, repeats=args.repeats,
+                  points=args.points, scatter=not args.no_scatter)
         return 0
     from .gpu import run as run_gpu
 
