@@ -17,6 +17,28 @@ VPY=.venv/bin/python
 "$VPY" -c "import torch" 2>/dev/null || "$VPY" -m pip install -q --disable-pip-version-check "torch==2.13.0"
 "$VPY" -m pip install -q --disable-pip-version-check -e ".[test]"
 
+# The browser tests (tests/browser, run in the CPU pass below) drive Debian's
+# chromium through Playwright; Playwright's own browser downloads are not used.
+# Install it when missing.  If that is impossible the browser tests skip, or
+# fail when CI is set.
+if [ ! -x /usr/bin/chromium ] && [ -z "${DLVIZ_CHROMIUM:-}" ]; then
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else SUDO="none"; fi
+    fi
+    if [ "$SUDO" = none ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "== /usr/bin/chromium is missing and cannot be installed here (needs apt-get and root or sudo); browser tests will skip (fail under CI) =="
+    else
+        echo "== installing chromium for the browser tests: ${SUDO:+$SUDO }apt-get install -y chromium =="
+        if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; then
+            echo "== apt-get install failed; running apt-get update, then installing again =="
+            $SUDO apt-get update -q || true
+            $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+                || echo "== could not install chromium; browser tests will skip (fail under CI) =="
+        fi
+    fi
+fi
+
 echo "== test suite (CPU) =="
 "$VPY" -m pytest -q "$@"
 

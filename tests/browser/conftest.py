@@ -1,0 +1,179 @@
+"""Fixtures for the real-browser tests: headless Chromium (Playwright) against a real Bokeh server.
+
+Playwright drives Debian's ``chromium`` (``/usr/bin/chromium``, installed by
+``scripts/test.sh``); Playwright's own browser downloads are not used.  Set
+``DLVIZ_CHROMIUM`` to use another Chromium binary.
+
+When Chromium cannot start, the tests are skipped with the reason, except
+under ``CI`` (the environment variable set), where they fail: a CI run must
+never pass by quietly not looking at the browser.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+
+import pytest
+
+#: Chromium switches: no sandbox (containers, root), software rendering, and no
+#: background traffic to Google services (the machines have no internet).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+#: One size for every page, so plot geometry does not depend on the machine.
+VIEWPORT = {"width": 1100, "height": 760}
+#: Generous: the machines are slow and shared.  No test asserts on time.
+TIMEOUT_MS = 120_000
+
+# Console errors that say nothing about the page under test.  Each entry is a
+# substring of the message text; keep every entry commented with its reason.
+CONSOLE_ALLOW: tuple[str, ...] = ()
+
+# Server-side log records (WARNING and above) that are not failures.  A
+# DynamicMap callback that raises only shows up here ("Callable raised ...",
+# logged by param at WARNING), never in the browser console.
+SERVER_LOG_ALLOW: tuple[str, ...] = ()
+
+
+def chromium_path() -> str | None:
+    """The Chromium binary to drive: ``$DLVIZ_CHROMIUM``, Debian's, or on the PATH."""
+    for cand in (os.environ.get("DLVIZ_CHROMIUM"), "/usr/bin/chromium",
+                 shutil.which("chromium"), shutil.which("chromium-browser")):
+        if cand and os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+def _unavailable(reason: str):
+    """Skip, or fail under CI: the browser tests must not silently vanish there."""
+    reason = f"headless Chromium unavailable: {reason}"
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so this fails instead of skipping; "
+                    "scripts/test.sh installs Debian's chromium)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the whole session (Playwright sync API)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as err:
+        _unavailable(f"the playwright package is not installed ({err}); "
+                     "pip install -e '.[test]'")
+    exe = chromium_path()
+    if exe is None:
+        _unavailable("no chromium binary at /usr/bin/chromium or on the PATH "
+                     "(apt-get install -y chromium, or set DLVIZ_CHROMIUM)")
+    failure = None
+    try:
+        pw = sync_playwright().start()
+    except Exception as err:  # e.g. called inside a running asyncio loop
+        failure = f"Playwright did not start: {err}"
+    else:
+        try:
+            chrome = pw.chromium.launch(executable_path=exe, headless=True,
+                                        args=CHROMIUM_ARGS, timeout=TIMEOUT_MS)
+        except Exception as err:
+            pw.stop()
+            failure = f"{exe} did not launch: {str(err).strip().splitlines()[0]}"
+    if failure is not None:
+        _unavailable(failure)
+    yield chrome
+    chrome.close()
+    pw.stop()
+
+
+@dataclass
+class Tab:
+    """A fresh page and everything its console and JavaScript said."""
+
+    page: object
+    console: list = field(default_factory=list)      # (type, text, url:line)
+    page_errors: list = field(default_factory=list)  # uncaught exceptions
+
+    def errors(self) -> list[str]:
+        """Console errors and uncaught exceptions, less the allow-list."""
+        out = [f"console {kind}: {text} ({where})" for kind, text, where in self.console
+               if kind == "error" and not any(a in text or a in where for a in CONSOLE_ALLOW)]
+        return out + [f"page error: {e}" for e in self.page_errors]
+
+    def assert_clean(self) -> None:
+        errors = self.errors()
+        assert not errors, "the browser reported errors:\n" + "\n".join(errors)
+
+
+@pytest.fixture
+def tab(browser):
+    """A new browser context and page per test, console and page errors recorded."""
+    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    t = Tab(page)
+
+    def on_console(msg):
+        loc = msg.location or {}
+        t.console.append((msg.type, msg.text, f"{loc.get('url', '')}:{loc.get('lineNumber', '')}"))
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda err: t.page_errors.append(str(err)))
+    yield t
+    context.close()
+
+
+class ServerLog(logging.Handler):
+    """Log records (WARNING and above) of the Bokeh server thread and its libraries."""
+
+    def __init__(self):
+        super().__init__(level=logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+    def problems(self) -> list[str]:
+        out = []
+        for r in self.records:
+            msg = r.getMessage()
+            if not any(a in msg for a in SERVER_LOG_ALLOW):
+                out.append(f"{r.levelname} {r.name}: {msg}")
+        return out
+
+    def assert_clean(self) -> None:
+        problems = self.problems()
+        assert not problems, "the server logged problems:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def server_log():
+    """Collect server-side warnings and errors during one test (all threads)."""
+    handler = ServerLog()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    # loggers that do not propagate to the root get the handler directly
+    extra = [logging.getLogger(n) for n in ("bokeh", "tornado", "panel", "param", "holoviews")
+             if not logging.getLogger(n).propagate]
+    for lg in extra:
+        lg.addHandler(handler)
+    yield handler
+    root.removeHandler(handler)
+    for lg in extra:
+        lg.removeHandler(handler)
+
+
+@pytest.fixture
+def serve_view(server_log):
+    """``serve_view(obj) -> url``: serve a view with ``dv.serve``; stopped after the test."""
+    import dlviz_gpu as dv
+
+    urls = []
+
+    def start(obj, **kwargs):
+        url = dv.serve(obj, **kwargs)
+        urls.append(url)
+        return url
+
+    yield start
+    for url in urls:
+        url.stop()
