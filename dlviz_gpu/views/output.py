@@ -19,8 +19,10 @@ from pathlib import Path
 _PORTABLE = ("cmap", "clim", "cnorm", "colorbar", "invert_yaxis", "invert_xaxis",
              "logx", "logy", "title", "xlabel", "ylabel", "color", "alpha",
              "line_width", "line_dash", "show_legend", "xlim", "ylim", "ylim",
-             "xticks", "yticks", "fill_alpha", "clipping_colors")
-_RENAME = {"line_width": "linewidth", "line_dash": "linestyle", "fill_alpha": "alpha"}
+             "xticks", "yticks", "fill_alpha", "clipping_colors", "invert_axes",
+             "xrotation", "yrotation", "legend_position", "line_alpha", "fill_color")
+_RENAME = {"line_width": "linewidth", "line_dash": "linestyle", "fill_alpha": "alpha",
+           "fill_color": "facecolor"}
 _DASH = {"dashed": "--", "dotted": ":", "solid": "-", "dashdot": "-."}
 
 
@@ -56,9 +58,10 @@ def _mpl_options(el) -> dict:
             if key == "line_dash":
                 value = _DASH.get(value, value)
             out[_RENAME.get(key, key)] = value
-    if "frame_width" in hv.Store.lookup_options("bokeh", el, "plot").kwargs:
-        fw = hv.Store.lookup_options("bokeh", el, "plot").kwargs.get("frame_width") or 700
-        fh = hv.Store.lookup_options("bokeh", el, "plot").kwargs.get("frame_height") or 500
+    plot_kw = hv.Store.lookup_options("bokeh", el, "plot").kwargs
+    fw = plot_kw.get("frame_width") or plot_kw.get("width")
+    fh = plot_kw.get("frame_height") or plot_kw.get("height")
+    if fw and fh:
         out["aspect"] = fw / fh
         out["fig_inches"] = (fw / 100 + 2, fh / 100 + 1)
     out["fontsize"] = {"title": 9}
@@ -78,34 +81,43 @@ def _frame_inches(obj) -> tuple[float, float]:
     return (fw / 100 + 2.2, fh / 100 + 1.3)
 
 
+def _apply_mpl(o, opts: dict):
+    """``o.opts(backend="matplotlib", **opts)``, dropping what its type rejects."""
+    import holoviews as hv
+
+    try:
+        return o.opts(backend="matplotlib", clone=True, **opts)
+    except Exception:
+        allowed = hv.Store.options(backend="matplotlib")
+        keys = set()
+        if type(o).__name__ in allowed:
+            node = allowed[type(o).__name__]
+            for group in ("plot", "style"):
+                keys |= set(node.groups.get(group, hv.Options()).allowed_keywords or ())
+        return o.opts(backend="matplotlib", clone=True,
+                      **{k: v for k, v in opts.items() if k in keys})
+
+
 def _to_matplotlib(obj):
     """A static object with the portable options copied to the matplotlib backend."""
     import holoviews as hv
 
-    def apply(el):
-        opts = _mpl_options(el)
-        try:
-            return el.opts(backend="matplotlib", clone=True, **opts)
-        except Exception:
-            # drop whatever this element type rejects, keep the rest
-            allowed = hv.Store.options(backend="matplotlib")
-            name = type(el).__name__
-            keys = set()
-            if name in allowed:
-                for group in ("plot", "style"):
-                    keys |= set(allowed[name].groups.get(group, hv.Options()).allowed_keywords
-                                or ())
-            return el.opts(backend="matplotlib", clone=True,
-                           **{k: v for k, v in opts.items() if k in keys})
-
-    out = obj.map(apply, lambda o: isinstance(o, hv.Element))
-    if isinstance(out, (hv.Layout, hv.NdLayout)):
+    if isinstance(obj, (hv.Layout, hv.NdLayout)):
+        out = obj.clone({k: _to_matplotlib(v) for k, v in obj.data.items()})
         n = len(out)
         cols = min(n, getattr(out, "_max_cols", 4) or 4)
         rows = -(-n // cols)
         w, h = _frame_inches(out)
-        out = out.opts(backend="matplotlib", sublabel_format="", fig_inches=(w * cols, h * rows))
-    return out
+        return out.opts(backend="matplotlib", sublabel_format="", fig_inches=(w * cols, h * rows))
+    if isinstance(obj, (hv.Overlay, hv.NdOverlay)):
+        out = obj.clone({k: _to_matplotlib(v) for k, v in obj.data.items()})
+        opts = _mpl_options(obj)
+        if "fig_inches" not in opts:
+            opts["fig_inches"] = _frame_inches(obj)
+        return _apply_mpl(out, opts)
+    if isinstance(obj, hv.Element):
+        return _apply_mpl(obj, _mpl_options(obj))
+    return obj
 
 
 def save(obj, path, *, title: str | None = None, dpi: int = 100) -> Path:
