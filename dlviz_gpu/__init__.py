@@ -29,6 +29,8 @@ _LAZY = {
     "histogram": "dlviz_gpu.histograms",
     "Histogram": "dlviz_gpu.histograms",
     "project": "dlviz_gpu.projection",
+    # checkpoints and models: dv.models.open(path) -> Catalog
+    "models": "dlviz_gpu.models",
     # views (HoloViews / Bokeh; loaded only when used)
     "heatmap": "dlviz_gpu.views",
     "scatter": "dlviz_gpu.views",

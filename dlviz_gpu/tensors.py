@@ -87,6 +87,11 @@ def as_matrix(tensor, layout: str = "auto") -> Matrix:
                          f"got {layout!r}")
     if _is_torch(tensor):
         return _from_torch(tensor, layout)
+    # objects that know their own memory layout (e.g. a bfloat16 view of a
+    # memory-mapped checkpoint, which numpy cannot describe) say it themselves
+    hook = getattr(type(tensor), "__dlviz_matrix__", None)
+    if hook is not None:
+        return hook(tensor, layout)
     if isinstance(tensor, np.ndarray):
         return _from_host(tensor, layout)
     if hasattr(tensor, "__cuda_array_interface__"):
