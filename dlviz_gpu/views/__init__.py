@@ -18,8 +18,8 @@ import importlib
 
 _LAZY = {
     "heatmap": "matrix", "MatrixView": "matrix", "AGGS": "matrix",
-    "scatter": "points",
-    "curve": "series",
+    "scatter": "points", "PointsView": "points",
+    "curve": "series", "CurveView": "series",
     "histplot": "distributions", "distribution": "distributions", "bars": "distributions",
     "save": "output", "serve": "output", "ServerURL": "output",
 }

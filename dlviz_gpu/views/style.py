@@ -25,7 +25,7 @@ SEQUENTIAL = "bmy"
 #: default ``nan="mark"``, that hold any NaN / inf element).
 NAN_COLOR = "#00e000"
 #: Colour of pixels with no element (empty windows, gaps in a scatter).
-EMPTY_COLOR = "rgba(0, 0, 0, 0)"
+EMPTY_COLOR = "#00000000"
 
 NORMS = ("linear", "log", "symlog", "eq_hist")
 #: Robust limit: this percentile of |v| (signed) or of v (unsigned).
