@@ -1,0 +1,145 @@
+"""The example apps, each started with its real CLI (``bokeh serve`` / ``panel serve``).
+
+Each test starts the server as a subprocess on a free port, loads the page in
+headless Chromium, checks it renders and re-aggregates on a wheel zoom with no
+console errors and nothing alarming in the server's own log, then shuts the
+server down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from . import bokehjs as bj
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+# markers of a server-side failure in a server's log (tracebacks, logged errors)
+LOG_PROBLEMS = ("Traceback", "ERROR", "Exception", "Error:")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class App:
+    """A ``bokeh serve`` / ``panel serve`` subprocess and its log."""
+
+    def __init__(self, tool: str, script: Path, log: Path):
+        self.port = free_port()
+        self.log = log
+        self.url = f"http://127.0.0.1:{self.port}/{script.stem}"
+        cmd = [sys.executable, "-m", tool, "serve", str(script), "--port", str(self.port),
+               "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{self.port}"]
+        self._out = open(log, "w")
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self._out, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+
+    def text(self) -> str:
+        self._out.flush()
+        return self.log.read_text(errors="replace")
+
+    def wait_up(self, timeout_s: float = 120) -> None:
+        """Wait until the app's page answers 200 (generous: the machine may be busy)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.proc.poll() is not None:
+                pytest.fail(f"the server exited with {self.proc.returncode}:\n{self.text()}")
+            try:
+                with urllib.request.urlopen(self.url, timeout=30) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"{self.url} did not answer in {timeout_s:.0f} s:\n{self.text()}")
+            time.sleep(0.25)
+
+    def assert_clean(self) -> None:
+        bad = [line for line in self.text().splitlines() if any(p in line for p in LOG_PROBLEMS)]
+        assert not bad, "the server logged problems:\n" + self.text()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+        self._out.close()
+
+
+@contextlib.contextmanager
+def serving(tool: str, script: str, tmp_path: Path):
+    app = App(tool, EXAMPLES / script, tmp_path / f"{tool}-serve.log")
+    try:
+        app.wait_up()
+        yield app
+    finally:
+        app.stop()
+
+
+def heatmap_plot(page) -> tuple[dict, dict]:
+    """The heatmap's plot frame (its title names the tensor's shape) and its image glyph."""
+    v = bj.views(page)
+    plot = next(p for p in v["plots"] if "[1024x4096, float32]" in (p["title"] or ""))
+    image = next(g for g in v["glyphs"] if g["type"] == "Image")
+    return plot, image
+
+
+def check_heatmap_zooms(page) -> None:
+    """The heatmap is drawn, and a wheel zoom brings a re-aggregated, smaller window."""
+    plot, image = heatmap_plot(page)
+    assert (image["x"], image["dw"], image["y"], image["dh"]) == (0, 4096, 0, 1024)
+    assert image["shape"] == [plot["height"], plot["width"]]
+    img = bj.screenshot(page, plot)
+    assert bj.distinct_colours(img) > 50 and img.std(axis=(0, 1)).max() > 10
+    bj.wheel(page, plot["x"] + plot["width"] / 2, plot["y"] + plot["height"] / 2, steps=3)
+    # the server answers with an image of just the visible window
+    image = bj.wait_until(lambda: (lambda g: g if g["dw"] < 4096 / 4 else None)(
+        heatmap_plot(page)[1]), page, "a re-aggregated image after the wheel zoom")
+    assert image["dh"] < 1024 / 4
+    assert 0 < image["x"] and image["x"] + image["dw"] < 4096
+
+
+def test_bokeh_serve_example(tab, tmp_path):
+    with serving("bokeh", "bokeh_app.py", tmp_path) as app:
+        bj.load(tab.page, app.url, n_plots=2)
+        titles = [p["title"] for p in bj.views(tab.page)["plots"]]
+        assert any("extremum" in (t or "") for t in titles)
+        assert any("4,194,304 values" in (t or "") for t in titles)   # the histogram
+        check_heatmap_zooms(tab.page)
+        tab.assert_clean()
+        app.assert_clean()
+
+
+def test_panel_serve_example(tab, tmp_path):
+    with serving("panel", "panel_app.py", tmp_path) as app:
+        page = tab.page
+        bj.load(page, app.url, n_plots=2)
+        plot, _ = heatmap_plot(page)
+        assert plot["title"].endswith("mean")
+        # the widget rebuilds the heatmap with another statistic
+        select = page.locator(".bk-input-group", has_text="statistic per pixel").locator("select")
+        select.select_option("max")
+        bj.wait_until(lambda: heatmap_plot(page)[0]["title"].endswith("max"), page,
+                      "the heatmap rebuilt with agg='max'")
+        bj.wait_until(lambda: page.evaluate("() => Bokeh.documents.every(d => d.is_idle)"), page,
+                      "the document to settle")
+        check_heatmap_zooms(page)
+        tab.assert_clean()
+        app.assert_clean()
