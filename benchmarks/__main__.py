@@ -1,5 +1,7 @@
 """``python -m benchmarks raster [--quick] [--out DIR]``, ``python -m benchmarks views [--quick]
-[--size N] [--points N] [--out DIR]`` and ``python -m benchmarks gpu --out DIR``.
+[--size N] [--points N] [--out DIR]``, ``python -m benchmarks checkpoint [--quick]
+[--size-gib 4] [--shape 4096x11008] [--out DIR] [--keep FILE]`` and ``python -m benchmarks gpu
+--out DIR``.
 
 The ``gpu`` path imports only numpy, numba(-cuda), torch and cupy: nothing of
 Datashader, xarray, psutil or tqdm is imported here at module level.
@@ -48,6 +50,21 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--repeats", type=int, default=None, help="range changes timed per row")
     v.add_argument("--no-scatter", action="store_true", help="heatmap rows only")
 
+    c = sub.add_parser("checkpoint", help="open a >= 4 GiB bf16 safetensors file and draw its "
+                                          "4096 x 11008 tensor: time to catalog, time to first "
+                                          "picture, peak memory (fresh process, cold pages)")
+    c.add_argument("--quick", action="store_true",
+                   help="fewer repeats, no torch scenario; same file")
+    c.add_argument("--out", default=DEFAULT_OUT, help="folder for the JSON (default: %(default)s)")
+    c.add_argument("--size-gib", type=float, default=None,
+                   help="smallest size of the synthetic file in GiB (default 4)")
+    c.add_argument("--shape", default=None,
+                   help="ROWSxCOLS of the drawn tensor, hidden x MLP width (default 4096x11008)")
+    c.add_argument("--keep", default=None, metavar="FILE",
+                   help="write the file here and keep it (reused when it is already this "
+                        "benchmark's file); default: a temporary file, removed at the end")
+    c.add_argument("--repeats", type=int, default=None, help="timed repeats of the warm rows")
+
     g = sub.add_parser("gpu", help="the GPU check: compile, compare with the CPU, time vs torch")
     g.add_argument("--out", default=DEFAULT_OUT, help="folder for the JSON (default: %(default)s)")
     g.add_argument("--quick", action="store_true", help="fewer dtypes and repeats")
@@ -72,6 +89,19 @@ def main(argv=None) -> int:
         run_views(quick=args.quick, out_dir=args.out, size=args.size, repeats=args.repeats,
                   points=args.points, scatter=not args.no_scatter)
         return 0
+    if args.suite == "checkpoint":
+        from .checkpoint import parse_shape, run as run_checkpoint
+
+        shape = None
+        if args.shape is not None:
+            try:
+                shape = parse_shape(args.shape)
+            except ValueError as exc:
+                _parser().error(f"--{exc}")
+        if args.size_gib is not None and not args.size_gib > 0:
+            _parser().error(f"--size-gib: expected a positive number; got {args.size_gib}")
+        return run_checkpoint(quick=args.quick, out_dir=args.out, size_gib=args.size_gib,
+                              shape=shape, keep=args.keep, repeats=args.repeats)
     from .gpu import run as run_gpu
 
     return run_gpu(out_dir=args.out, quick=args.quick, sim_smoke=args.sim_smoke,

@@ -85,3 +85,90 @@ def test_views_benchmark_reports_latency_and_bytes(tmp_path):
     assert prof["events"] == 5 and sum(prof["share_by_module"].values()) == pytest.approx(1.0)
     assert any(k.startswith("kernels/") for k in prof["own_s_per_event_by_module"])
     assert result["loadavg_start"] is not None and result["config"]["size"] == 512
+
+
+@pytest.mark.slow
+def test_checkpoint_benchmark_on_a_tiny_file(tmp_path):
+    import math
+
+    st_torch = pytest.importorskip("safetensors.torch")
+    from benchmarks.checkpoint import DRAWN, header_bytes, layer_plan
+    from dlviz_gpu.models import SafetensorsFile, bf16_to_float32
+
+    kept, out = tmp_path / "tiny.safetensors", tmp_path / "out"
+    stdout, result = _run(["checkpoint", "--quick", "--size-gib", "0.004", "--shape", "64x172",
+                           "--repeats", "1", "--keep", str(kept)], out)
+    rows = {row["name"]: row for row in result["rows"]}
+    assert all(row["error"] is None for row in result["rows"]), result["rows"]
+    for row in result["rows"]:
+        for key in ("time_s", "value", "gbps"):
+            if row[key] is not None:   # NaN / inf would have been written as null
+                assert math.isfinite(row[key]), row
+        if row["time_s"] is not None:
+            assert row["time_s"] > 0, row
+
+    plan = layer_plan(0.004, (64, 172))
+    prefix, data = header_bytes(plan)
+    largest = max(2 * math.prod(t["shape"]) for t in plan)
+    cfg = result["config"]
+    assert cfg["file_bytes"] == len(prefix) + data == kept.stat().st_size >= 0.004 * 2 ** 30
+    assert cfg["limit_mib"] == pytest.approx(largest / 2 ** 20 + 300)
+    for label in ("bf16 matrix", "bf16 matrix, heatmap first"):
+        open_row = rows[f"{label}: open catalog"]
+        # opening reads the header, not the 4 MiB of tensors
+        assert open_row["extra"]["tensors"] == len(plan)
+        assert open_row["extra"]["rchar"] < 2 ** 20
+        peak = rows[f"{label}: peak RSS of the subprocess"]
+        assert peak["value"] > 0 and peak["goal"] == {"op": "<", "value": cfg["limit_mib"]}
+        assert peak["passed"] in (True, False)
+        assert rows[f"{label}: time to first picture"]["time_s"] > 0
+    for name in ("first picture: rasterize 800x600 all stats", "  rasterize again (pages cached)",
+                 "compile kernels (8 x 8 bf16 warm-up)", "1% zoom window: rasterize",
+                 "1% zoom window: heatmap element", "first picture: dv.heatmap(dynamic=False)"):
+        assert f"bf16 matrix: {name}" in rows, name
+    zoom = rows["bf16 matrix: 1% zoom window: rasterize"]["extra"]
+    # 10 % of each side from 45 %, snapped outwards to whole cells (fewer than the pixels)
+    assert zoom["canvas"] == [math.ceil(0.45 * 172 + 17.2) - math.floor(0.45 * 172),
+                              math.ceil(0.45 * 64 + 6.4) - math.floor(0.45 * 64)]
+    assert "torch bf16: open catalog" not in rows          # --quick: no torch scenario
+    assert "peak RSS" in stdout and "time to first picture" in stdout
+
+    # the streamed file is a valid safetensors file: the reference reader agrees with ours
+    ref = st_torch.load_file(str(kept))
+    assert set(ref) == {t["name"] for t in plan}
+    ours = SafetensorsFile(kept)
+    for name in (DRAWN, "model.layers.0.input_layernorm.weight", "lm_head.weight"):
+        expect = ref[name].float().numpy()
+        got = bf16_to_float32(ours.bits(name))
+        assert got.shape == expect.shape and (got == expect).all()
+    down = ref[DRAWN].float().numpy()
+    assert down.shape == (64, 172) and 0.005 < down.std() < 0.1 and abs(down.mean()) < 0.01
+    norm = ref["model.layers.0.input_layernorm.weight"].float().numpy()
+    assert abs(norm.mean() - 1) < 0.05
+
+    # a second run reuses the kept file instead of writing it again
+    _, again = _run(["checkpoint", "--quick", "--size-gib", "0.004", "--shape", "64x172",
+                     "--repeats", "1", "--keep", str(kept)], tmp_path / "out2")
+    assert again["rows"][0]["name"] == "synthetic file (reused)"
+
+
+def test_checkpoint_benchmark_refuses_politely(tmp_path, monkeypatch, capsys):
+    from benchmarks import checkpoint
+
+    monkeypatch.setattr(checkpoint, "_free_bytes", lambda folder: 10 * 2 ** 20)
+    assert checkpoint.run(out_dir=str(tmp_path / "out"), size_gib=0.01, shape=(32, 86)) == 2
+    assert "not enough disk space" in capsys.readouterr().err
+    other = tmp_path / "mine.safetensors"
+    other.write_bytes(b"not the benchmark's file")
+    assert checkpoint.run(out_dir=str(tmp_path / "out"), size_gib=0.01, shape=(32, 86),
+                          keep=str(other)) == 2
+    assert "is not this benchmark's file" in capsys.readouterr().err
+    assert other.read_bytes() == b"not the benchmark's file"
+    assert checkpoint.run(out_dir=str(tmp_path / "out"), size_gib=0.01, shape=(32, 86),
+                          keep=str(tmp_path / "no" / "such.safetensors")) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="shape: expected ROWSxCOLS"):
+        checkpoint.parse_shape("4096-11008")
+    with pytest.raises(ValueError, match="size_gib: expected a positive"):
+        checkpoint.layer_plan(0)
