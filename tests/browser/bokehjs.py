@@ -49,6 +49,25 @@ _READY_JS = """() => window.Bokeh !== undefined && Bokeh.documents.length > 0
   && [...Bokeh.index.all_views()].some(v => v.frame !== undefined && v.frame.bbox.width > 0)"""
 
 
+_LINES_JS = """(names) => {
+  const out = [];
+  for (const v of Bokeh.index.all_views()) {
+    const m = v.model;
+    if (m.glyph !== undefined && m.data_source !== undefined && m.glyph.type === "Line") {
+      const d = m.data_source.data, line = {};
+      for (const k of names) line[k] = d[k] !== undefined ? Array.from(d[k], Number) : null;
+      out.push(line);
+    }
+  }
+  return out;
+}"""
+
+
+def lines(page, columns=("x", "y")) -> list[dict]:
+    """The data of every ``Line`` glyph on the page: ``{column: list of float}``."""
+    return page.evaluate(_LINES_JS, list(columns))
+
+
 def load(page, url: str, n_plots: int = 1) -> None:
     """Open a Bokeh server page and wait until its document is idle and plots are laid out."""
     page.goto(url, timeout=TIMEOUT_MS)
