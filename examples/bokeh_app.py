@@ -1,13 +1,13 @@
-"""A plain Bokeh server app: a zoomable heatmap of a layer and its exact histogram.
+"""A plain Bokeh server app: every dlviz_gpu view of a synthetic layer and training run.
 
 Run from the repository root (with the package installed)::
 
     bokeh serve examples/bokeh_app.py --show
 
-Every zoom or pan of the heatmap asks the kernels again for just the visible
-window; zoom far enough and single weights show as blocks, hover for their
-values.  The data is a synthetic "layer" (low rank + noise, a few outlier rows),
-made the same on every run.
+Every zoom or pan of the heatmap, the scatter and the curve asks the kernels
+again for just the visible window: zoom far enough and single weights show as
+blocks (hover for their values), and the curve shows the samples themselves.
+The data (``synthetic.py``) is made the same on every run.
 """
 
 from functools import partial
@@ -18,23 +18,16 @@ import panel as pn
 from bokeh.io import curdoc
 
 import dlviz_gpu as dv
+import synthetic  # this folder is on sys.path while `bokeh serve` runs the app
 
-
-def synthetic_layer(rows: int = 1024, cols: int = 4096, rank: int = 8, seed: int = 0):
-    """(rows, cols) float32: low-rank structure plus noise, three outlier rows, a dead block."""
-    rng = np.random.default_rng(seed)
-    u = rng.standard_normal((rows, rank), dtype=np.float32)
-    v = rng.standard_normal((rank, cols), dtype=np.float32)
-    w = (u @ v) * np.float32(0.02 / np.sqrt(rank))
-    w += rng.standard_normal((rows, cols), dtype=np.float32) * np.float32(0.01)
-    w[[17, 511, 900]] *= 12.0                 # outlier rows: what "extremum" is for
-    w[600:640, 3000:3200] = 0.0               # a dead block of weights
-    return w
-
-
-layer = synthetic_layer()
+layer = synthetic.layer()
 weights = dv.heatmap(layer, agg="extremum", width=800, height=400, label="layer")
 hist = dv.histplot(layer, bins=200, logy=True, width=800, height=250, label="layer")
+# each row of the layer as a point (PCA of the rows), coloured by its largest |weight|:
+# the outlier rows sit far out and bright
+rows = dv.scatter(dv.project(layer), value=np.abs(layer).max(axis=1), width=500, height=400,
+                  label="rows of the layer (PCA)")
+loss = dv.curve(synthetic.loss(), smoothing=0.9, width=800, height=250, label="loss")
 
 doc = curdoc()
 # HoloViews draws through Panel, and two things Panel's own server does for a
@@ -49,6 +42,8 @@ doc.on_event("document_ready", partial(pn.state._schedule_on_load, doc))
 #    and the page needs no internet.
 doc.template_variables["dist_url"] = "static/extensions/panel/"
 
-# attach the plots to this session's document
-hv.renderer("bokeh").server_doc((weights + hist).cols(1), doc=doc)
+# attach the plots to this session's document; unshared axes, or the curve's y
+# would be linked to the scatter's (both dimensions are called "y")
+layout = (weights + hist + rows + loss).cols(1).opts(shared_axes=False)
+hv.renderer("bokeh").server_doc(layout, doc=doc)
 doc.title = "dlviz_gpu: a synthetic layer"

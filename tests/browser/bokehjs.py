@@ -16,8 +16,8 @@ import numpy as np
 TIMEOUT_MS = 120_000
 
 # Every plot's frame (the data area) in viewport pixels with its current ranges,
-# and every glyph's type with the geometry of its data (image x/y/dw/dh and
-# array shape, or a line's point count).
+# and every glyph's type and plot (the plot's id) with the geometry of its data
+# (image x/y/dw/dh and array shape, or a line's point count).
 _VIEWS_JS = """() => {
   const plots = [], glyphs = [];
   for (const v of Bokeh.index.all_views()) {
@@ -32,6 +32,7 @@ _VIEWS_JS = """() => {
     if (m.glyph !== undefined && m.data_source !== undefined && m.data_source.data !== undefined) {
       const d = m.data_source.data, first = (k) => d[k] !== undefined ? Number(d[k][0]) : null;
       const g = {type: m.glyph.type, visible: m.visible, columns: Object.keys(d).sort(),
+                 plot: v.parent && v.parent.model ? v.parent.model.id : null,
                  x: first("x"), y: first("y"), dw: first("dw"), dh: first("dh"),
                  shape: null, length: null};
       if (d.image !== undefined && d.image[0] !== undefined && d.image[0].shape)

@@ -97,8 +97,12 @@ def heatmap_plot(page) -> tuple[dict, dict]:
     """The heatmap's plot frame (its title names the tensor's shape) and its image glyph."""
     v = bj.views(page)
     plot = next(p for p in v["plots"] if "[1024x4096, float32]" in (p["title"] or ""))
-    image = next(g for g in v["glyphs"] if g["type"] == "Image")
+    image = next(g for g in v["glyphs"] if g["type"] == "Image" and g["plot"] == plot["id"])
     return plot, image
+
+
+def titles(page) -> list[str]:
+    return [p["title"] or "" for p in bj.views(page)["plots"]]
 
 
 def check_heatmap_zooms(page) -> None:
@@ -118,10 +122,13 @@ def check_heatmap_zooms(page) -> None:
 
 def test_bokeh_serve_example(tab, tmp_path):
     with serving("bokeh", "bokeh_app.py", tmp_path) as app:
-        bj.load(tab.page, app.url, n_plots=2)
-        titles = [p["title"] for p in bj.views(tab.page)["plots"]]
-        assert any("extremum" in (t or "") for t in titles)
-        assert any("4,194,304 values" in (t or "") for t in titles)   # the histogram
+        bj.load(tab.page, app.url, n_plots=4)
+        shown = titles(tab.page)
+        for part in ("[1024x4096, float32] extremum",    # the heatmap
+                     "4,194,304 values",                  # the histogram
+                     "rows of the layer (PCA) [1,024 points]",
+                     "loss [1,000,000 samples], smoothing 0.9"):
+            assert any(part in t for t in shown), (part, shown)
         check_heatmap_zooms(tab.page)
         tab.assert_clean()
         app.assert_clean()
@@ -130,9 +137,10 @@ def test_bokeh_serve_example(tab, tmp_path):
 def test_panel_serve_example(tab, tmp_path):
     with serving("panel", "panel_app.py", tmp_path) as app:
         page = tab.page
-        bj.load(page, app.url, n_plots=2)
+        bj.load(page, app.url, n_plots=3)
         plot, _ = heatmap_plot(page)
         assert plot["title"].endswith("mean")
+        assert any("loss [1,000,000 samples], smoothing 0.9" in t for t in titles(page))
         # the widget rebuilds the heatmap with another statistic
         select = page.locator(".bk-input-group", has_text="statistic per pixel").locator("select")
         select.select_option("max")
