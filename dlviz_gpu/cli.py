@@ -1,0 +1,750 @@
+"""The ``dlviz`` command line: look at checkpoints from a terminal.
+
+::
+
+    dlviz inspect model.safetensors                 # the catalog as a table
+    dlviz inspect model.safetensors.index.json --tree --depth 3
+    dlviz inspect ckpt.pt --filter '*.attn.*' --json
+    dlviz render model.safetensors -o report.html   # one standalone HTML page
+    dlviz render model.safetensors -o pictures --png
+
+Exit status: 0 done, 1 a file refused (the message names it and says why) or
+nothing to show, 2 a usage error, 130 interrupted.  Nothing here imports a
+plotting library until ``render`` runs, so ``--help`` and ``inspect`` start
+fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import html
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import warnings
+from pathlib import Path
+
+# the engine's statistics and norms, repeated here so that ``--help`` imports
+# neither numba nor HoloViews (tests check they match the views' own lists)
+AGGS = ("mean", "min", "max", "extremum", "std", "count", "nan_count")
+NORMS = ("linear", "log", "symlog", "eq_hist")
+#: dtypes the kernels decode; other tensors (float8, complex, ...) are listed, not drawn
+DRAWABLE = frozenset({"float64", "float32", "float16", "bfloat16", "int8", "int16", "int32",
+                      "int64", "uint8", "uint16", "uint32", "uint64", "bool"})
+OTHER_RANKS = ("flatten", "stack", "skip")
+#: tensor bytes read by ``render`` between releases of the file pages it touched
+RELEASE_BYTES = 256 * 2**20
+
+
+class UsageError(Exception):
+    """A command line that cannot be run as given (exit status 2)."""
+
+
+class NothingToShow(Exception):
+    """A valid command that cannot do its job: an empty selection, an unwritable output
+    (exit status 1)."""
+
+
+# --------------------------------------------------------------------------
+# the parser
+# --------------------------------------------------------------------------
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
+    return value
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``dlviz`` argument parser (one sub-parser per command)."""
+    parser = argparse.ArgumentParser(
+        prog="dlviz",
+        description="Exact pictures of the tensors in model checkpoints (safetensors, sharded "
+                    "safetensors, .npz/.npy, torch .pt/.bin loaded with weights_only=True).",
+        epilog="Run 'dlviz COMMAND --help' for a command's options.")
+    parser.add_argument("--version", action="version", version=f"dlviz {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    paths_help = ("checkpoint files: .safetensors, a sharded *.safetensors.index.json, a folder "
+                  "of checkpoint files, .npz, .npy, torch .pt/.pth/.bin/.ckpt (several are "
+                  "read as one model)")
+    filter_help = ("only tensors whose name matches GLOB (shell wildcards * ? [..], case "
+                   "sensitive); without wildcards, a case-insensitive substring")
+
+    ins = sub.add_parser(
+        "inspect", help="list the tensors of a checkpoint (no tensor data is read)",
+        description="List every tensor of a checkpoint: name, shape, dtype, parameters and "
+                    "bytes, with totals.  Only headers are read, so this is quick even for "
+                    "checkpoints of many gigabytes.  Totals count tied weights once and "
+                    "leave buffers out of the parameter count.")
+    ins.add_argument("paths", nargs="+", metavar="PATH", help=paths_help)
+    ins.add_argument("--filter", metavar="GLOB", help=filter_help)
+    ins.add_argument("--tree", action="store_true",
+                     help="the module tree with parameters, bytes and tensor counts summed "
+                          "over each subtree, instead of the flat table")
+    ins.add_argument("--depth", type=_positive_int, metavar="N",
+                     help="with --tree: show modules down to depth N only (tensors are "
+                          "still counted)")
+    ins.add_argument("--max-rows", type=_positive_int, metavar="N",
+                     help="show at most N rows of the table (the totals still cover all)")
+    ins.add_argument("--json", action="store_true",
+                     help="machine-readable JSON on stdout: sources, one row per tensor, "
+                          "totals (and the module rows with --tree)")
+    ins.set_defaults(run=_cmd_inspect)
+
+    ren = sub.add_parser(
+        "render", help="draw every tensor into one HTML report, or PNG files",
+        description="Draw every tensor of a checkpoint as an exact heatmap (each pixel "
+                    "aggregates the elements under it) beside its exact histogram, with a "
+                    "bar chart of parameters per layer.  1-D tensors are drawn as 1 x N "
+                    "strips and conv weights (out, in, kh, kw) as a mosaic of kernels.  "
+                    "Tensors are read one at a time from the file map, so memory stays "
+                    "bounded by the pictures, not by the checkpoint.",
+        epilog="The HTML page is self-contained (Bokeh's JavaScript inline): it opens "
+               "without a network or a server; hover shows values, zoom magnifies the "
+               "saved pixels.  'dlviz serve' (re-aggregating on zoom) is a separate command.")
+    ren.add_argument("paths", nargs="+", metavar="PATH", help=paths_help)
+    ren.add_argument("-o", "--output", required=True, metavar="OUT",
+                     help="the report: a file ending in .html, or with --png a folder "
+                          "(created if missing)")
+    ren.add_argument("--png", action="store_true",
+                     help="write one PNG per tensor into the folder OUT, plus index.html, "
+                          "index.json and layers.png")
+    ren.add_argument("--filter", metavar="GLOB", help=filter_help)
+    ren.add_argument("--agg", choices=AGGS, default="mean",
+                     help="the statistic each heatmap pixel shows (default: mean; "
+                          "extremum: the element of largest magnitude, sign kept)")
+    ren.add_argument("--norm", choices=NORMS, default="linear",
+                     help="colour normalisation of the heatmaps (default: linear)")
+    ren.add_argument("--bins", type=_positive_int, default=256, metavar="N",
+                     help="histogram bins (default: 256)")
+    ren.add_argument("--max-tensors", type=_positive_int, metavar="N",
+                     help="draw only the first N drawable tensors (the rest are listed)")
+    ren.add_argument("--other-ranks", choices=OTHER_RANKS, default="flatten",
+                     help="3-D and 5-D+ tensors: 'flatten' (default) draws (d0, rest), "
+                          "'stack' stacks leading dimensions as rows, 'skip' lists them only")
+    ren.add_argument("--width", type=_positive_int, default=600, metavar="PX",
+                     help="heatmap width in pixels (default: 600)")
+    ren.add_argument("--height", type=_positive_int, default=400, metavar="PX",
+                     help="heatmap height in pixels (default: 400; 1-D strips are lower)")
+    ren.add_argument("--title", help="the report's title (default: the file names)")
+    ren.add_argument("-q", "--quiet", action="store_true",
+                     help="no progress bar and no summary line")
+    ren.set_defaults(run=_cmd_render)
+    parser.set_defaults(commands={"inspect": ins, "render": ren})
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``dlviz`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit status.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+
+    Returns
+    -------
+    int
+        0 done, 1 a refused file or nothing to show (message on stderr),
+        2 a usage error, 130 interrupted.
+    """
+    from .models import CheckpointError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        try:
+            return args.run(args)
+        except UsageError as err:  # the command's own usage line, as argparse does
+            args.commands.get(args.command, parser).error(str(err))
+    except SystemExit as stop:  # argparse: --help, --version, usage errors
+        code = stop.code
+        return code if isinstance(code, int) else (0 if code is None else 2)
+    except (CheckpointError, NothingToShow) as err:
+        print(f"dlviz: error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # a file that cannot be read
+        print(f"dlviz: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("dlviz: interrupted", file=sys.stderr)
+        return 130
+
+
+# --------------------------------------------------------------------------
+# shared
+# --------------------------------------------------------------------------
+
+def _open(paths: list[str]):
+    from . import models
+
+    return models.open(paths[0] if len(paths) == 1 else list(paths))
+
+
+class _Listing:
+    """Descriptions only, so a :class:`~dlviz_gpu.models.Catalog` can list a selection."""
+
+    skipped: dict = {}
+
+    def __init__(self, path: str, infos: list):
+        self.path = path
+        self.infos = infos
+
+    def close(self) -> None:
+        pass
+
+
+def _select(cat, pattern: str | None):
+    """(the selected infos, a Catalog listing just them) for ``--filter``."""
+    from .models import Catalog
+
+    if pattern is None:
+        return list(cat.infos), cat
+    names = set(cat.select(pattern))
+    if not names:
+        raise NothingToShow(f"no tensor matches --filter {pattern!r} (the catalog has "
+                            f"{len(cat)} tensors, e.g. {', '.join(cat.names[:3])})")
+    infos = [i for i in cat.infos if i.name in names]
+    by_source: dict[str, list] = {}
+    for info in infos:
+        by_source.setdefault(info.source, []).append(info)
+    return infos, Catalog([_Listing(p, group) for p, group in by_source.items()])
+
+
+def _counts(info) -> bool:
+    """Whether a tensor counts towards parameter totals (the catalog's rule)."""
+    from .models.catalog import _counts as rule
+
+    return rule(info)
+
+
+def _totals(infos) -> dict:
+    return {"tensors": len(infos), "params": sum(i.params for i in infos if _counts(i)),
+            "bytes": sum(i.nbytes for i in infos if i.tied_to is None)}
+
+
+def _shape_text(shape) -> str:
+    return "x".join(map(str, shape)) or "scalar"
+
+
+def _print(text: str) -> None:
+    try:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # dlviz inspect ... | head
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+# --------------------------------------------------------------------------
+# inspect
+# --------------------------------------------------------------------------
+
+def _tree_text(root, depth: int | None) -> str:
+    from .models import format_bytes
+
+    rows = []
+    for d, node in root.walk():
+        if depth is not None and d > depth:
+            continue
+        name = ("  " * d) + (node.name or "(all)")
+        rows.append((name, f"{node.params:,}", format_bytes(node.nbytes),
+                     f"{node.n_tensors:,} tensor{'' if node.n_tensors == 1 else 's'}"))
+        if depth is None or d + 1 <= depth:
+            for info in node.tensors:
+                leaf = info.name[len(node.path):].lstrip("./") if node.path else info.name
+                tied = f" (= {info.tied_to})" if info.tied_to else ""
+                rows.append(("  " * (d + 1) + leaf + tied, f"{info.params:,}",
+                             format_bytes(info.nbytes),
+                             f"{_shape_text(info.shape)} {info.dtype}"))
+    head = ("module / tensor", "params", "bytes", "tensors / shape")
+    widths = [max(len(head[c]), *(len(r[c]) for r in rows)) for c in range(3)]
+
+    def fmt(r):
+        return (f"{r[0].ljust(widths[0])}  {r[1].rjust(widths[1])}  {r[2].rjust(widths[2])}  "
+                f"{r[3]}").rstrip()
+
+    return "\n".join([fmt(head)] + [fmt(r) for r in rows])
+
+
+def _cmd_inspect(args) -> int:
+    if args.depth is not None and not args.tree:
+        raise UsageError("--depth needs --tree")
+    cat = _open(args.paths)
+    infos, shown = _select(cat, args.filter)
+    if args.json:
+        out = {"sources": cat.sources, "filter": args.filter,
+               "tensors": [dict(i.as_row(), shape=list(i.shape)) for i in infos],
+               "totals": _totals(infos), "catalog_totals": _totals(cat.infos),
+               "skipped_entries": dict(cat.skipped)}
+        if args.tree:
+            out["modules"] = shown.tree().to_rows()
+        _print(json.dumps(out, indent=1))
+        return 0
+    if args.tree:
+        text = _tree_text(shown.tree(), args.depth)
+        tot = _totals(infos)
+        from .models import format_bytes
+
+        text += (f"\n{tot['tensors']} tensors, {tot['params']:,} parameters, "
+                 f"{format_bytes(tot['bytes'])}")
+    else:
+        text = shown.table(args.max_rows)
+    if args.filter is not None:
+        text += f"\n(selected by --filter {args.filter!r} from {len(cat)} tensors)"
+    if cat.skipped:
+        text += (f"\n{len(cat.skipped)} non-tensor entries left out: "
+                 + ", ".join(f"{k} ({v})" for k, v in list(cat.skipped.items())[:5])
+                 + (", ..." if len(cat.skipped) > 5 else ""))
+    _print(text)
+    return 0
+
+
+# --------------------------------------------------------------------------
+# render
+# --------------------------------------------------------------------------
+
+def safe_filename(name: str, index: int, suffix: str = ".png", limit: int = 120) -> str:
+    """A portable file name for tensor ``name``: ``0007-layers.0.mlp.up_proj.weight.png``.
+
+    Characters outside ``[A-Za-z0-9._-]`` become ``_``; the catalog ``index``
+    in front keeps names unique (also on case-insensitive file systems) and
+    in catalog order; names longer than ``limit`` are cut and given a hash.
+    """
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-") or "tensor"
+    if len(stem) > limit:
+        digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
+        stem = f"{stem[:limit - 9]}-{digest}"
+    return f"{index:04d}-{stem}{suffix}"
+
+
+def plan(infos, other_ranks: str = "flatten") -> list[tuple]:
+    """``(info, layout or None, note)`` per tensor: how it is drawn, or why not."""
+    out = []
+    for info in infos:
+        nd = len(info.shape)
+        if info.tied_to is not None:
+            out.append((info, None, f"same storage as {info.tied_to} (drawn there)"))
+        elif nd == 0:
+            out.append((info, None, "a scalar"))
+        elif info.params == 0:
+            out.append((info, None, f"empty (shape {_shape_text(info.shape)})"))
+        elif info.dtype not in DRAWABLE:
+            out.append((info, None, f"dtype {info.dtype} is not decoded by the engine"))
+        elif nd in (1, 2, 4):
+            out.append((info, "auto", ""))
+        elif other_ranks == "skip":
+            out.append((info, None, f"{nd}-D; --other-ranks flatten or stack draws it"))
+        else:
+            out.append((info, other_ranks, ""))
+    return out
+
+
+def _layout_note(m) -> str:
+    rows, cols = m.shape
+    what = {"strip": "a 1 x N strip", "mosaic": "a mosaic of kernels",
+            "flatten": "flattened", "stack": "leading dimensions stacked as rows"}
+    return f"drawn as {rows} x {cols}" + (f" ({what[m.layout]})" if m.layout in what else "")
+
+
+def _figures(cat, info, layout, args):
+    """(heatmap, histplot or None, notes) of one tensor, read from the map."""
+    import dlviz_gpu as dv
+
+    m = cat.matrix(info.name, layout)
+    notes = [_layout_note(m)]
+    height = args.height if m.shape[0] > 1 else min(args.height, 120)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        heat = dv.heatmap(m, agg=args.agg, norm=args.norm, dynamic=False, label=info.name,
+                          width=args.width, height=height, hover=(args.agg,))
+    # the view's own warnings about the data (all NaN, ...) become notes
+    notes += list(dict.fromkeys(str(w.message) for w in caught
+                                if issubclass(w.category, RuntimeWarning)))
+    try:
+        hist = dv.histplot(m, bins=args.bins, label=info.name,
+                           width=max(300, round(args.width * 0.7)), height=max(200, height))
+    except (ValueError, TypeError) as err:  # e.g. no finite value to bin
+        hist = None
+        notes.append(f"no histogram: {err}")
+    return heat, hist, notes
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 1.5em 2em; color: #222; }
+h1 { font-size: 1.5em; margin-bottom: .2em; } h2 { margin-top: 1.6em; }
+h3 { font-family: ui-monospace, monospace; font-size: 1.05em; margin: 1.4em 0 .2em; }
+table { border-collapse: collapse; font-size: .9em; }
+td, th { padding: 2px 10px; text-align: left; border-bottom: 1px solid #ddd; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.meta { color: #555; margin: .1em 0 .5em; } .skip { color: #a33; }
+section { border-top: 1px solid #ccc; } img { max-width: 100%; height: auto; }
+"""
+
+
+def _summary(cat, infos, args) -> tuple[str, str]:
+    from .models import format_bytes
+
+    tot = _totals(cat.infos)
+    head = args.title or ", ".join(os.path.basename(os.path.normpath(p)) for p in args.paths)
+    line = (f"{tot['tensors']:,} tensors, {tot['params']:,} parameters, "
+            f"{format_bytes(tot['bytes'])}")
+    if len(infos) != len(cat.infos):
+        sel = _totals(infos)
+        line += (f"; selected {sel['tensors']:,} tensors, {sel['params']:,} parameters, "
+                 f"{format_bytes(sel['bytes'])}")
+    return head, line
+
+
+def layer_of(module: str) -> str:
+    """The layer a module belongs to, for the per-layer bar chart.
+
+    The path up to its first numeric component (a block of a stack:
+    ``model.layers.3.mlp.up_proj`` -> ``model.layers.3``), else the module
+    itself (``lm_head``); ``"(top level)"`` for tensors outside any module.
+    """
+    parts = re.split(r"[./]", module) if module else []
+    for k, part in enumerate(parts):
+        if part.isdigit():
+            return module[:len(".".join(parts[:k + 1]))]
+    return module or "(top level)"
+
+
+def _layer_params(infos) -> dict:
+    """Parameters per layer (see :func:`layer_of`), in catalog order."""
+    per: dict[str, int] = {}
+    for info in infos:
+        if _counts(info):
+            key = layer_of(info.module)
+            per[key] = per.get(key, 0) + info.params
+    return per
+
+
+def _progress(total: int, quiet: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="render", unit="tensor", file=sys.stderr, disable=quiet,
+                dynamic_ncols=True, leave=True)
+
+
+def _check_output(args) -> Path:
+    out = Path(args.output)
+    if args.png:
+        if out.suffix.lower() in (".html", ".png"):
+            raise UsageError(f"-o: with --png, expected a folder for the PNG files; got "
+                             f"{args.output!r}")
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"-o: {args.output!r} exists and is not a folder")
+    elif out.suffix.lower() != ".html":
+        raise UsageError(f"-o: expected a file name ending in .html (or a folder with --png); "
+                         f"got {args.output!r}")
+    return out
+
+
+def _cmd_render(args) -> int:
+    t0 = time.perf_counter()
+    out = _check_output(args)
+    cat = _open(args.paths)
+    infos, _ = _select(cat, args.filter)
+    todo = plan(infos, args.other_ranks)
+    drawable = [p for p in todo if p[1] is not None]
+    if args.max_tensors is not None and len(drawable) > args.max_tensors:
+        cut = {p[0].name for p in drawable[args.max_tensors:]}
+        todo = [(i, None, f"beyond --max-tensors {args.max_tensors}") if i.name in cut
+                else (i, lay, note) for i, lay, note in todo]
+        drawable = drawable[:args.max_tensors]
+    if not drawable:
+        reasons = "; ".join(f"{i.name}: {note}" for i, _, note in todo[:5])
+        raise NothingToShow(f"none of the {len(todo)} selected tensors can be drawn ({reasons})")
+    writer = _PngReport if args.png else _HtmlReport
+    report = writer(out, cat, infos, todo, args)
+    try:
+        drawn, failed = report.write()
+    except OSError as err:  # permissions, a full disk, a file where a folder should be
+        raise NothingToShow(f"cannot write {out}: {err.strerror or err}") from err
+    if not args.quiet:
+        what = f"{out}{os.sep}" if args.png else str(out)
+        size = sum(f.stat().st_size for f in out.iterdir()) if args.png else out.stat().st_size
+        msg = (f"wrote {what}: {drawn} tensors drawn, {len(todo) - drawn} listed only, "
+               f"{size / 2**20:.1f} MiB in {time.perf_counter() - t0:.1f} s")
+        if failed:
+            msg += f"; {len(failed)} could not be drawn: " + "; ".join(failed[:3])
+        print(msg, file=sys.stderr)
+    return 0
+
+
+class _Report:
+    """Draws the planned tensors one at a time; subclasses say where they go."""
+
+    def __init__(self, out: Path, cat, infos, todo, args):
+        self.out, self.cat, self.infos, self.todo, self.args = out, cat, infos, todo, args
+        self.head, self.line = _summary(cat, infos, args)
+
+    def write(self) -> tuple[int, list]:
+        n = sum(1 for _, lay, _ in self.todo if lay is not None)
+        from .models import CheckpointError
+
+        drawn, failed, read = 0, [], 0
+        try:
+            self.begin()
+            with _progress(n, self.args.quiet) as bar:
+                for k, (info, layout, note) in enumerate(self.todo):
+                    if layout is None:
+                        self.listed(k, info, note)
+                        continue
+                    bar.set_postfix_str(info.name[-40:], refresh=False)
+                    try:
+                        heat, hist, notes = _figures(self.cat, info, layout, self.args)
+                    except CheckpointError:  # the file itself is at fault: stop
+                        raise
+                    except (ValueError, TypeError) as err:  # a tensor the engine refuses
+                        failed.append(f"{info.name}: {err}")
+                        self.listed(k, info, f"could not be drawn: {err}")
+                    else:
+                        with warnings.catch_warnings():
+                            # NumPy's all-NaN warnings from inside HoloViews/matplotlib:
+                            # the tensor's own note already says so
+                            warnings.simplefilter("ignore", RuntimeWarning)
+                            self.tensor(k, info, heat, hist, notes)
+                        drawn += 1
+                        del heat, hist  # one tensor's pictures held at a time
+                    read += info.nbytes
+                    if read >= RELEASE_BYTES:
+                        # drop the catalog's file maps (they reopen on the next read)
+                        # and the views' reference cycles: the pages read so far leave
+                        # the resident set, which stays under the largest tensor plus
+                        # RELEASE_BYTES however big the checkpoint (a full collection
+                        # costs a few tenths of a second, hence not after every tensor)
+                        self.cat.close()
+                        gc.collect()
+                        read = 0
+                    bar.update(1)
+            self.end()
+        except BaseException:
+            self.abort()
+            raise
+        return drawn, failed
+
+    def abort(self) -> None:
+        """Clean up after a failure (nothing by default)."""
+
+
+class _HtmlReport(_Report):
+    """One standalone page; each tensor's section is serialised as soon as it is drawn.
+
+    Every section is its own small Bokeh document (``bokeh.embed.components``)
+    written at once to a body file, so memory holds one tensor's plots, not
+    the whole report.  At the end the page is put together: Bokeh's
+    JavaScript inline (just the parts the sections use, as ``file_html``
+    does), the title, the tensor table, then the body; it is written beside
+    ``out`` and renamed, so a failed run never leaves half a report.
+    """
+
+    def begin(self):
+        import holoviews as hv
+        import holoviews.plotting.bokeh  # noqa: F401 - registers the backend
+
+        import dlviz_gpu as dv
+
+        self.renderer = hv.renderer("bokeh")
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.out.with_name(f".{self.out.name}.part")
+        self.body_path = self.out.with_name(f".{self.out.name}.body")
+        self.body = open(self.body_path, "w", encoding="utf-8")
+        self.classes: set = set()
+        self.bundle = {"js_files": [], "js_raw": [], "css_files": [], "css_raw": []}
+        self.status: dict[int, str] = {}
+        per = _layer_params(self.infos)
+        if per:
+            self._embed(dv.bars(per, label="parameters", width=max(600, self.args.width)),
+                        "Parameters per layer")
+        self.body.write("<h2>Tensors</h2>\n")
+
+    def _resources(self, root) -> None:
+        """Add the JavaScript and CSS ``root``'s models need (once per new model class)."""
+        from bokeh.embed.bundle import bundle_for_objs_and_resources
+        from bokeh.resources import INLINE
+
+        classes = {type(m) for m in root.references()}
+        if classes <= self.classes:
+            return
+        self.classes |= classes
+        b = bundle_for_objs_and_resources([root], INLINE)
+        for key in self.bundle:
+            for item in getattr(b, key):
+                if key.endswith("_files") and not re.match(r"[a-z]+://", str(item.url)):
+                    # Panel adds a relative static/ URL (ES module shims for its own
+                    # models) that a standalone file cannot load and no plot here needs
+                    continue
+                if item not in self.bundle[key]:
+                    self.bundle[key].append(item)
+        self.hashes = b.hashes
+
+    def _embed(self, obj, heading: str | None = None, anchor: str | None = None,
+               meta: str = "") -> None:
+        from bokeh.embed import components
+        from bokeh.layouts import row
+
+        plots = []
+        for o in obj if isinstance(obj, list) else [obj]:
+            plot = self.renderer.get_plot(o)
+            # HoloViews attaches the plot to bokeh's global curdoc(), whose
+            # session hook would keep every section's plot (and its image) alive
+            plot.document = None
+            plots.append(plot.state)
+        root = plots[0] if len(plots) == 1 else row(*plots)
+        self._resources(root)
+        script, div = components(root)
+        ident = f" id=\"{anchor}\"" if anchor else ""
+        self.body.write(f"<section{ident}>\n")
+        if heading:
+            tag = "h3" if anchor else "h2"
+            self.body.write(f"<{tag}>{html.escape(heading)}</{tag}>\n")
+        if meta:
+            self.body.write(f"<p class=\"meta\">{html.escape(meta)}</p>\n")
+        self.body.write(f"{div}\n{script}\n</section>\n")
+
+    def tensor(self, k, info, heat, hist, notes):
+        from .models import format_bytes
+
+        meta = (f"{_shape_text(info.shape)} {info.dtype}, {info.params:,} parameters, "
+                f"{format_bytes(info.nbytes)}; " + "; ".join(notes))
+        self._embed([heat] if hist is None else [heat, hist], info.name, f"t{k}", meta)
+
+    def listed(self, k, info, note):
+        self.status[k] = note
+
+    def end(self):
+        from bokeh.embed.bundle import Bundle
+
+        from .models import format_bytes
+
+        self.body.close()
+        e = html.escape
+        js, css = Bundle(**self.bundle, hashes=getattr(self, "hashes", {}))
+        with open(self.tmp, "w", encoding="utf-8") as f:
+            f.write(f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                    f"<title>{e(self.head)} - dlviz</title>\n<style>{_CSS}</style>\n"
+                    f"{css}\n{js}\n</head>\n<body>\n<h1>{e(self.head)}</h1>\n"
+                    f"<p class=\"meta\">{e(self.line)}</p>\n"
+                    f"<p class=\"meta\">heatmaps: {e(self.args.agg)} per pixel, "
+                    f"{e(self.args.norm)} colour; histograms: {self.args.bins} bins; made by "
+                    f"dlviz {e(_version())} from {e(', '.join(self.cat.sources))}</p>\n"
+                    "<table>\n<tr><th>name</th><th>shape</th><th>dtype</th><th>params</th>"
+                    "<th>bytes</th><th></th></tr>\n")
+            for k, (info, _, _) in enumerate(self.todo):
+                note = self.status.get(k)
+                name = e(info.name) if note is not None else f"<a href=\"#t{k}\">{e(info.name)}</a>"
+                f.write(f"<tr><td>{name}</td><td class=\"n\">{_shape_text(info.shape)}</td>"
+                        f"<td>{e(info.dtype)}</td><td class=\"n\">{info.params:,}</td>"
+                        f"<td class=\"n\">{format_bytes(info.nbytes)}</td>"
+                        f"<td class=\"skip\">{e(note or '')}</td></tr>\n")
+            f.write("</table>\n")
+            with open(self.body_path, encoding="utf-8") as body:
+                shutil.copyfileobj(body, f)
+            f.write("</body>\n</html>\n")
+        self.body_path.unlink()
+        os.replace(self.tmp, self.out)
+
+    def abort(self):
+        if getattr(self, "body", None) is not None:
+            self.body.close()
+            self.body_path.unlink(missing_ok=True)
+        if getattr(self, "tmp", None) is not None:
+            self.tmp.unlink(missing_ok=True)
+
+
+def _forget_colorbars() -> None:
+    """Drop HoloViews' class-level registry of matplotlib colour bars.
+
+    ``ColorbarPlot._colorbars`` maps axes to their colour bars so a layout can
+    share them, and is never emptied: each PNG would keep its figure and image
+    alive.  Once a PNG is written nothing needs them.
+    """
+    mpl = sys.modules.get("holoviews.plotting.mpl.element")
+    bars = getattr(getattr(mpl, "ColorbarPlot", None), "_colorbars", None)
+    if isinstance(bars, dict):
+        bars.clear()
+
+
+class _PngReport(_Report):
+    """One PNG per tensor (heatmap beside histogram), ``layers.png``, ``index.html``/``.json``."""
+
+    def begin(self):
+        import dlviz_gpu as dv
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.entries = []
+        per = _layer_params(self.infos)
+        self.layers = None
+        if per:
+            self.layers = "layers.png"
+            dv.save(dv.bars(per, label="parameters", width=max(600, self.args.width)),
+                    self.out / self.layers)
+
+    def _entry(self, k, info, file, note):
+        row = dict(info.as_row(), shape=list(info.shape), file=file, note=note)
+        self.entries.append(row)
+
+    def tensor(self, k, info, heat, hist, notes):
+        import dlviz_gpu as dv
+
+        name = safe_filename(info.name, k)
+        obj = heat if hist is None else (heat + hist).opts(shared_axes=False)
+        dv.save(obj, self.out / name, title=info.name)
+        _forget_colorbars()
+        self._entry(k, info, name, "; ".join(notes))
+
+    def listed(self, k, info, note):
+        self._entry(k, info, None, note)
+
+    def end(self):
+        from .models import format_bytes
+
+        e = html.escape
+        index = {"title": self.head, "summary": self.line, "sources": self.cat.sources,
+                 "agg": self.args.agg, "norm": self.args.norm, "bins": self.args.bins,
+                 "layers": self.layers, "tensors": self.entries}
+        (self.out / "index.json").write_text(json.dumps(index, indent=1), encoding="utf-8")
+        parts = [f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                 f"<title>{e(self.head)} - dlviz</title>\n<style>{_CSS}</style>\n</head>\n"
+                 f"<body>\n<h1>{e(self.head)}</h1>\n<p class=\"meta\">{e(self.line)}</p>\n"]
+        if self.layers:
+            parts.append(f"<h2>Parameters per layer</h2>\n<img src=\"{self.layers}\" "
+                         f"alt=\"parameters per layer\">\n")
+        parts.append("<h2>Tensors</h2>\n<table>\n<tr><th>name</th><th>shape</th>"
+                     "<th>dtype</th><th>params</th><th>bytes</th><th></th></tr>\n")
+        for r in self.entries:
+            name = (f"<a href=\"{e(r['file'])}\">{e(r['name'])}</a>" if r["file"]
+                    else e(r["name"]))
+            parts.append(f"<tr><td>{name}</td><td class=\"n\">{_shape_text(r['shape'])}</td>"
+                         f"<td>{e(r['dtype'])}</td><td class=\"n\">{r['params']:,}</td>"
+                         f"<td class=\"n\">{format_bytes(r['bytes'])}</td>"
+                         f"<td class=\"{'meta' if r['file'] else 'skip'}\">{e(r['note'])}"
+                         f"</td></tr>\n")
+        parts.append("</table>\n")
+        for r in self.entries:
+            if r["file"]:
+                parts.append(f"<section><h3>{e(r['name'])}</h3>\n<img src=\"{e(r['file'])}\" "
+                             f"alt=\"{e(r['name'])}\" loading=\"lazy\"></section>\n")
+        parts.append("</body>\n</html>\n")
+        (self.out / "index.html").write_text("".join(parts), encoding="utf-8")
+
+
+if __name__ == "__main__":  # python -m dlviz_gpu.cli
+    sys.exit(main())
