@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-TIMEOUT_MS = 120_000
+TIMEOUT_MS = 300_000
 
 # Every plot's frame (the data area) in viewport pixels with its current ranges,
 # and every glyph's type and plot (the plot's id) with the geometry of its data

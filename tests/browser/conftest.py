@@ -24,7 +24,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 #: One size for every page, so plot geometry does not depend on the machine.
 VIEWPORT = {"width": 1100, "height": 760}
 #: Generous: the machines are slow and shared.  No test asserts on time.
-TIMEOUT_MS = 120_000
+TIMEOUT_MS = 300_000
 
 # Console errors that say nothing about the page under test.  Each entry is a
 # substring of the message text; keep every entry commented with its reason.

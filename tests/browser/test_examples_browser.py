@@ -52,14 +52,14 @@ class App:
         self._out.flush()
         return self.log.read_text(errors="replace")
 
-    def wait_up(self, timeout_s: float = 120) -> None:
+    def wait_up(self, timeout_s: float = 300) -> None:
         """Wait until the app's page answers 200 (generous: the machine may be busy)."""
         deadline = time.monotonic() + timeout_s
         while True:
             if self.proc.poll() is not None:
                 pytest.fail(f"the server exited with {self.proc.returncode}:\n{self.text()}")
             try:
-                with urllib.request.urlopen(self.url, timeout=30) as resp:
+                with urllib.request.urlopen(self.url, timeout=60) as resp:
                     if resp.status == 200:
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -89,6 +89,10 @@ def serving(tool: str, script: str, tmp_path: Path):
     try:
         app.wait_up()
         yield app
+    except BaseException:
+        # shown with the failure: what the server said
+        print(f"--- {tool} serve log ---\n{app.text()}")
+        raise
     finally:
         app.stop()
 

@@ -158,7 +158,7 @@ def check_picture(page, plot: dict, dmap, m: np.ndarray) -> None:
     assert flipped < 0.8
 
 
-def test_heatmap_renders_the_matrix(shown, matrix):
+def test_heatmap_renders_the_matrix(shown, matrix, server_log):
     dmap, tab = shown
     plot = bj.frame(tab.page)
     assert (plot["width"], plot["height"]) == (W, H)
@@ -173,6 +173,7 @@ def test_heatmap_renders_the_matrix(shown, matrix):
     # pixel's mean, row 0 at the top
     check_picture(tab.page, plot, dmap, matrix)
     tab.assert_clean()
+    server_log.assert_clean()
 
 
 def test_wheel_zoom_reaggregates_finer_detail(shown, matrix, server_log):
