@@ -669,19 +669,6 @@ class _HtmlReport(_Report):
             self.tmp.unlink(missing_ok=True)
 
 
-def _forget_colorbars() -> None:
-    """Drop HoloViews' class-level registry of matplotlib colour bars.
-
-    ``ColorbarPlot._colorbars`` maps axes to their colour bars so a layout can
-    share them, and is never emptied: each PNG would keep its figure and image
-    alive.  Once a PNG is written nothing needs them.
-    """
-    mpl = sys.modules.get("holoviews.plotting.mpl.element")
-    bars = getattr(getattr(mpl, "ColorbarPlot", None), "_colorbars", None)
-    if isinstance(bars, dict):
-        bars.clear()
-
-
 class _PngReport(_Report):
     """One PNG per tensor (heatmap beside histogram), ``layers.png``, ``index.html``/``.json``."""
 
@@ -706,8 +693,7 @@ class _PngReport(_Report):
 
         name = safe_filename(info.name, k)
         obj = heat if hist is None else (heat + hist).opts(shared_axes=False)
-        dv.save(obj, self.out / name, title=info.name)
-        _forget_colorbars()
+        dv.save(obj, self.out / name, title=info.name)  # forgets its colour bars
         self._entry(k, info, name, "; ".join(notes))
 
     def listed(self, k, info, note):

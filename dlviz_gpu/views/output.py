@@ -11,7 +11,9 @@ normalisation as the interactive view.  ``serve`` runs a real Bokeh server
 from __future__ import annotations
 
 import queue
+import re
 import socket
+import sys
 import threading
 from pathlib import Path
 
@@ -158,7 +160,13 @@ def save(obj, path, *, title: str | None = None, dpi: int = 100) -> Path:
         from bokeh.resources import INLINE
 
         plot = hv.renderer("bokeh").get_plot(_static(obj))
+        # HoloViews attaches the plot to bokeh's global curdoc(), which would
+        # keep it (and its planes) alive after the file is written
+        plot.document = None
         html = file_html(plot.state, INLINE, title or path.stem)
+        # Panel, once imported, registers a relative static/ script (ES module
+        # shims for its own models) that a standalone file cannot load
+        html = re.sub(r'<script[^>]*\ssrc="(?![a-z]+://)[^"]*"[^>]*>\s*</script>\s*', "", html)
         path.write_text(html, encoding="utf-8")
         return path
     _ensure_extension("bokeh")
@@ -170,7 +178,20 @@ def save(obj, path, *, title: str | None = None, dpi: int = 100) -> Path:
     renderer = hv.renderer("matplotlib").instance(dpi=dpi, fig="png")
     data, _info = renderer(_to_matplotlib(static), fmt="png")
     path.write_bytes(data)
+    _forget_colorbars()
     return path
+
+
+def _forget_colorbars() -> None:
+    """Drop HoloViews' class-level registry of matplotlib colour bars.
+
+    ``ColorbarPlot._colorbars`` maps axes to their colour bars so a layout can
+    share them and is never emptied: each PNG would keep its figure alive.
+    """
+    mpl = sys.modules.get("holoviews.plotting.mpl.element")
+    bars = getattr(getattr(mpl, "ColorbarPlot", None), "_colorbars", None)
+    if isinstance(bars, dict):
+        bars.clear()
 
 
 def _ensure_extension(backend: str) -> None:

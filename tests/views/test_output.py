@@ -26,6 +26,7 @@ def test_save_html_is_standalone(tmp_path, view):
     assert "<title>my layer</title>" in text
     # Bokeh's JavaScript inline: no network needed to open it
     assert "cdn.bokeh.org" not in text and "Bokeh" in text
+    assert 'src="static/' not in text   # nothing relative a standalone file cannot load
     # the frame's planes travel with the page: the hover fields are in it
     for field in ("count", "mean", "min", "max", "std"):
         assert f'"{field}"' in text
