@@ -163,7 +163,10 @@ class CurveView:
         layers[0] = layers[0].opts(backend="bokeh", frame_width=self._frame[0],
                                    frame_height=self._frame[1], title=self.title(),
                                    logy=self.logy, xlabel="step", ylabel=self.label,
-                                   active_tools=["wheel_zoom"], framewise=True)
+                                   # a series zooms along steps only; y follows the data
+                                   default_tools=["save", "reset", "xpan", "xwheel_zoom",
+                                                  "xbox_zoom"],
+                                   active_tools=["xwheel_zoom"], framewise=True)
         if smoothed:
             layers.append(self._curve(hv, res["smoothed"], "smoothed",
                                       f"{self.label} (smoothed {self.smoothing:g})",

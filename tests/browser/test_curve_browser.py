@@ -105,11 +105,6 @@ def test_curve_renders_and_zoom_reaches_the_samples(shown, series, server_log):
     server_log.assert_clean()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "dv.curve: the active wheel_zoom zooms y as well and the y range does not follow the "
-    "re-decimated data (framewise), so after a wheel zoom away from the line's height the "
-    "frame is empty; fix in dlviz_gpu/views/series.py: x-only zoom tools "
-    "(xwheel_zoom, xpan, xbox_zoom) and a y range recomputed per frame"))
 def test_curve_stays_in_view_after_a_wheel_zoom(shown, series):
     dmap, tab = shown
     page = tab.page
