@@ -226,7 +226,7 @@ class Catalog(Mapping):
         lines = [fmt(head)] + [fmt(r) for r in body]
         if max_rows is not None and len(self.infos) > max_rows:
             lines.append(f"... {len(self.infos) - max_rows} more")
-        lines.append(f"{len(self)} tensors, {self.total_params:,} parameters, "
+        lines.append(f"{len(self)} tensor{'' if len(self) == 1 else 's'}, {self.total_params:,} parameters, "
                      f"{format_bytes(self.total_bytes)}")
         return "\n".join(lines)
 
