@@ -13,6 +13,7 @@ import math
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -450,20 +451,32 @@ def test_render_html_opens_in_chromium(files, tmp_path):
     exe = chromium_path()
     if exe is None:
         _unavailable("no chromium binary")
-    with sync_playwright() as pw:
-        chrome = pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS,
-                                    timeout=TIMEOUT_MS)
-        try:
-            page = chrome.new_page(viewport={"width": 1400, "height": 900})
-            problems = []
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
-            n_plots = 1 + 2 * len(SHARDED)  # the bar chart, then heatmap + histogram each
-            bj.load(page, report.as_uri(), n_plots=n_plots)
-            v = bj.views(page)
-        finally:
-            chrome.close()
+    problems, v = [], {}
+
+    def look():
+        # its own thread: a session-wide Playwright (tests/browser) may already
+        # run the sync API's event loop in the main thread
+        with sync_playwright() as pw:
+            chrome = pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS,
+                                        timeout=TIMEOUT_MS)
+            try:
+                page = chrome.new_page(viewport={"width": 1400, "height": 900})
+                page.on("console",
+                        lambda m: problems.append(m.text) if m.type == "error" else None)
+                page.on("pageerror", lambda e: problems.append(str(e)))
+                page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+                n_plots = 1 + 2 * len(SHARDED)  # the bar chart, then heatmap + histogram each
+                bj.load(page, report.as_uri(), n_plots=n_plots)
+                v.update(bj.views(page))
+            finally:
+                chrome.close()
+
+    failure = []
+    worker = threading.Thread(target=lambda: _capture(look, failure))
+    worker.start()
+    worker.join()
+    if failure:
+        raise failure[0]
     assert problems == []
     titles = [p["title"] or "" for p in v["plots"]]
     for name, t in files["sharded"].items():
@@ -472,6 +485,13 @@ def test_render_html_opens_in_chromium(files, tmp_path):
     images = [g for g in v["glyphs"] if g["type"] == "Image"]
     assert len(images) == len(SHARDED)
     assert all(g["shape"] is not None and min(g["shape"]) >= 1 for g in images)
+
+
+def _capture(fn, failures):
+    try:
+        fn()
+    except BaseException as err:  # re-raised in the test's thread
+        failures.append(err)
 
 
 def test_render_releasing_file_maps_between_tensors(capsys, files, tmp_path, monkeypatch):
