@@ -45,6 +45,8 @@ MIN_ALPHA = 40
 HOVER_CATEGORIES = 12
 # overview canvas (construction): limits of value colours, number of categories
 _OVERVIEW = 256
+#: The default window widens the points' exact bounds by this fraction a side.
+PAD = 0.02
 _OVERVIEW_CAT = 64
 #: Colour of pixels with no point: transparent (8-digit hex reads the same in
 #: Bokeh and matplotlib, unlike ``style.EMPTY_COLOR``'s CSS rgba()).
@@ -189,8 +191,10 @@ class PointsView:
         ``canvas`` (width, height), ``points`` (points in the window),
         ``spread`` (pixels), ``bytes`` (sum of the arrays handed to the plot),
         ``seconds``.
+    bounds : ((float, float), (float, float))
+        The exact extent of the finite points.
     extent : ((float, float), (float, float))
-        The default window: the extent of the finite points.
+        The default window: ``bounds`` widened by ``PAD`` (2 %) on each side.
     """
 
     def __init__(self, x, y=None, value=None, category=None, agg=None, cmap=None,
@@ -274,7 +278,11 @@ class PointsView:
             if self.labels is not None and str(err).startswith("category:"):
                 raise ValueError(f"{err} (labels names {k} categories)") from None
             raise
-        self.extent = (r.canvas.x_range, r.canvas.y_range)
+        self.bounds = (r.canvas.x_range, r.canvas.y_range)
+        # the default window pads the exact bounds by PAD a side, so the
+        # outermost points are not drawn under the axis lines
+        self.extent = tuple((lo - PAD * (hi - lo), hi + PAD * (hi - lo))
+                            for lo, hi in self.bounds)
         self.total = int(r.attrs["points"])
         self.nonfinite_xy = int(r.attrs["nonfinite_xy"])
         count, nan_count = r["count"], r["nan_count"]

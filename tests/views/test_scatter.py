@@ -53,6 +53,17 @@ def expected_counts(x, y, x_range, y_range, w, h):
     return out
 
 
+def padded(x, y):
+    """The scatter's default window: the finite points' bounds, PAD wider a side."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    out = {}
+    for key, v in (("x_range", x[ok]), ("y_range", y[ok])):
+        lo, hi = v.min(), v.max()
+        out[key] = (lo - vpoints.PAD * (hi - lo), hi + vpoints.PAD * (hi - lo))
+    return out
+
+
 @pytest.fixture
 def cloud(rng):
     return rng.standard_normal((3000, 2))
@@ -63,11 +74,13 @@ def test_model_ranges_mapper_colourbar_hover(cloud):
     plot = render(dmap)
     fig = plot.state
     lo, hi = cloud.min(0), cloud.max(0)
-    assert (fig.x_range.start, fig.x_range.end) == pytest.approx((lo[0], hi[0]))
-    assert (fig.y_range.start, fig.y_range.end) == pytest.approx((lo[1], hi[1]))
+    pad = vpoints.PAD * (hi - lo)   # the outermost points stay clear of the axes
+    assert (fig.x_range.start, fig.x_range.end) == pytest.approx((lo[0] - pad[0], hi[0] + pad[0]))
+    assert (fig.y_range.start, fig.y_range.end) == pytest.approx((lo[1] - pad[1], hi[1] + pad[1]))
+    assert np.ravel(dmap.view.bounds) == pytest.approx([lo[0], hi[0], lo[1], hi[1]])
     mapper = plot.handles["color_mapper"]
     assert isinstance(mapper, EqHistColorMapper)            # counts: eq_hist, as Datashader
-    counts = dv.rasterize_points(cloud[:, 0], cloud[:, 1], width=W, height=H)["count"]
+    counts = dv.rasterize_points(*cloud.T, **padded(*cloud.T), width=W, height=H)["count"]
     assert (mapper.low, mapper.high) == (1, counts.max())    # this frame's counts
     import colorcet as cc
     assert list(mapper.palette) == list(cc.palette["bmy"])
@@ -82,7 +95,7 @@ def test_model_ranges_mapper_colourbar_hover(cloud):
 def test_full_view_counts_are_the_raster_and_spreading_only_colours(cloud):
     dmap = dv.scatter(cloud, width=W, height=H)
     plot = render(dmap)
-    r = dv.rasterize_points(cloud[:, 0], cloud[:, 1], width=W, height=H)
+    r = dv.rasterize_points(*cloud.T, **padded(*cloud.T), width=W, height=H)
     count = plane(plot, "count")
     np.testing.assert_array_equal(count, r["count"])
     colour = plane(plot, "image")
@@ -193,7 +206,7 @@ def test_value_mean_signed_colours_and_hover(rng):
     assert labels == ["x", "y", "points", "mean", "min", "max", "NaN/inf values"]
     assert_fields_exist(plot)
     assert "5 NaN/inf values" in plot.state.title.text
-    r = dv.rasterize_points(x, y, value=value, width=W, height=H)
+    r = dv.rasterize_points(x, y, **padded(x, y), value=value, width=W, height=H)
     np.testing.assert_allclose(plane(plot, "mean"), r["mean"], rtol=1e-6)
     np.testing.assert_allclose(plane(plot, "image"), r["mean"], rtol=1e-6)
     # the hover's count holds every point in the pixel, NaN values included
@@ -205,7 +218,7 @@ def test_value_mean_signed_colours_and_hover(rng):
 def test_value_aggs(rng, agg):
     x, y, v = rng.random(500), rng.random(500), rng.random(500) + 1
     plot = render(dv.scatter(x, y, value=v, agg=agg, width=30, height=20, spread=0))
-    r = dv.rasterize_points(x, y, value=v, width=30, height=20)
+    r = dv.rasterize_points(x, y, **padded(x, y), value=v, width=30, height=20)
     expect = np.where(r["count"] > 0, r[agg], np.nan)
     np.testing.assert_allclose(plane(plot, "image"), expect, rtol=1e-6)
     assert plot.handles["color_mapper"].low > 0             # unsigned: robust limits
@@ -285,7 +298,7 @@ def test_inputs_without_copy_torch_project_and_lists(rng, cloud):
     plot = render(dv.scatter(t, width=W, height=H))
     np.testing.assert_array_equal(
         plane(plot, "count"),
-        dv.rasterize_points(cloud[:, 0], cloud[:, 1], width=W, height=H)["count"])
+        dv.rasterize_points(*cloud.T, **padded(*cloud.T), width=W, height=H)["count"])
     emb = rng.standard_normal((500, 8)).astype(np.float32)
     proj = dv.project(emb)
     plot = render(dv.scatter(proj, width=W, height=H))
@@ -366,4 +379,4 @@ def test_resize_aggregates_at_the_new_size(cloud):
     assert dmap.view.last["canvas"] == (60, 30)
     np.testing.assert_array_equal(
         plane(plot, "count"),
-        dv.rasterize_points(cloud[:, 0], cloud[:, 1], width=60, height=30)["count"])
+        dv.rasterize_points(*cloud.T, **padded(*cloud.T), width=60, height=30)["count"])
