@@ -6,7 +6,7 @@ Numba loops because a screenful of pixels is millions of them and NumPy's
 ``where``/``divide`` chains would allocate several temporaries per statistic.
 Below ``SERIAL_BELOW`` pixels (an ordinary plot) the same loops run on one
 thread: starting a parallel region costs a scheduler tick (about 4 ms) when
-the machine is busy, far more than the work; NumPy does those.
+the machine is busy, far more than the work.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ SERIAL_BELOW = 1 << 21
 
 
 def mean_plane(a, b):
-    """See :func:`_mean_plane`; NumPy below ``SERIAL_BELOW`` pixels."""
+    """See :func:`_mean_plane`; one thread below ``SERIAL_BELOW`` pixels."""
     kernel = _mean_plane_serial if a.size < SERIAL_BELOW else _mean_plane
     return kernel(a, b)
 
@@ -35,7 +35,7 @@ def _mean_plane(sums, count):
 
 
 def std_plane(a, b):
-    """See :func:`_std_plane`; NumPy below ``SERIAL_BELOW`` pixels."""
+    """See :func:`_std_plane`; one thread below ``SERIAL_BELOW`` pixels."""
     kernel = _std_plane_serial if a.size < SERIAL_BELOW else _std_plane
     return kernel(a, b)
 
@@ -51,9 +51,15 @@ def _std_plane(m2, count):
 
 
 def extremum_plane(a, b):
-    """See :func:`_extremum_plane`; NumPy below ``SERIAL_BELOW`` pixels."""
+    """See :func:`_extremum_plane`; one thread below ``SERIAL_BELOW`` pixels."""
     kernel = _extremum_plane_serial if a.size < SERIAL_BELOW else _extremum_plane
     return kernel(a, b)
+
+
+@numba.njit(cache=True)
+def _larger(a, b):
+    """The one of ``a`` (min) and ``b`` (max) of larger magnitude; ``b`` on a tie."""
+    return b if abs(b) >= abs(a) else a
 
 
 def _extremum_plane(lo, hi):
@@ -61,28 +67,39 @@ def _extremum_plane(lo, hi):
     out = np.empty(lo.shape)
     for i in prange(lo.shape[0]):
         for j in range(lo.shape[1]):
-            a = lo[i, j]
-            b = hi[i, j]
-            out[i, j] = b if abs(b) >= abs(a) else a
+            out[i, j] = _larger(lo[i, j], hi[i, j])
     return out
 
 
-
-# small planes: NumPy, no thread start-up and nothing to compile
+# small planes: the same loops on one thread (distinct functions, so each has
+# its own on-disk cache entry)
+@numba.njit(cache=True)
 def _mean_plane_serial(sums, count):
-    out = np.full(sums.shape, np.nan)
-    np.divide(sums, count, out=out, where=count > 0)
+    out = np.empty(sums.shape)
+    for i in range(sums.shape[0]):
+        for j in range(sums.shape[1]):
+            n = count[i, j]
+            out[i, j] = sums[i, j] / n if n > 0 else np.nan
     return out
 
 
+@numba.njit(cache=True)
 def _std_plane_serial(m2, count):
-    out = np.full(m2.shape, np.nan)
-    np.divide(m2, count, out=out, where=count > 0)
-    return np.sqrt(out, out=out)
+    out = np.empty(m2.shape)
+    for i in range(m2.shape[0]):
+        for j in range(m2.shape[1]):
+            n = count[i, j]
+            out[i, j] = np.sqrt(m2[i, j] / n) if n > 0 else np.nan
+    return out
 
 
+@numba.njit(cache=True)
 def _extremum_plane_serial(lo, hi):
-    return np.where(np.abs(hi) >= np.abs(lo), hi, lo).astype(np.float64, copy=False)
+    out = np.empty(lo.shape)
+    for i in range(lo.shape[0]):
+        for j in range(lo.shape[1]):
+            out[i, j] = _larger(lo[i, j], hi[i, j])
+    return out
 
 
 _mean_plane = numba.njit(parallel=True, cache=True)(_mean_plane)
