@@ -38,12 +38,6 @@ return a >= b ? String(a) : a + "\u2013" + b;
 """
 
 
-def _check_choice(value, name: str, choices) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name}: expected one of {', '.join(choices)}; got {value!r}")
-    return value
-
-
 class MatrixView:
     """The state behind one heatmap: the tensor, its colour policy, the last window.
 
@@ -63,9 +57,9 @@ class MatrixView:
     def __init__(self, tensor, agg="mean", cmap=None, norm="linear", clim=None,
                  layout="auto", backend="auto", nan="mark", hover=HOVER,
                  pixel_ratio: float = 1.0, label: str | None = None):
-        self.agg = _check_choice(agg, "agg", AGGS)
+        self.agg = style.check_choice(agg, "agg", AGGS)
         self.norm = style.check_norm(norm)
-        self.nan = _check_choice(nan, "nan", NAN_MODES)
+        self.nan = style.check_choice(nan, "nan", NAN_MODES)
         self.hover = self._check_hover(hover)
         if not (isinstance(pixel_ratio, (int, float)) and 0 < pixel_ratio <= 4):
             raise ValueError(f"pixel_ratio: expected a number in (0, 4]; got {pixel_ratio!r}")
@@ -89,7 +83,7 @@ class MatrixView:
             return ()
         hover = (hover,) if isinstance(hover, str) else tuple(hover)
         for h in hover:
-            _check_choice(h, "hover", AGGS)
+            style.check_choice(h, "hover", AGGS)
         return hover
 
     # -- the colour policy, decided once from the whole tensor --------------------

@@ -53,12 +53,6 @@ _OVERVIEW_CAT = 64
 EMPTY = "#00000000"
 
 
-def _check_choice(value, name: str, choices) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name}: expected one of {', '.join(choices)}; got {value!r}")
-    return value
-
-
 def _shape(obj):
     shape = getattr(obj, "shape", None)
     return None if shape is None else tuple(int(s) for s in shape)
@@ -212,7 +206,7 @@ class PointsView:
         self.has_category = category is not None
         if agg is None:
             agg = "mean" if self.has_value and not self.has_category else "count"
-        self.agg = _check_choice(agg, "agg", AGGS)
+        self.agg = style.check_choice(agg, "agg", AGGS)
         if self.agg in VALUE_AGGS and not self.has_value:
             raise ValueError(f"value: agg={self.agg!r} needs a value per point; got value=None "
                              f"(pass value=..., or agg='count')")
@@ -224,7 +218,7 @@ class PointsView:
             norm = "eq_hist" if self.agg == "count" else "linear"
         self.norm = style.check_norm(norm)
         if self.has_category:
-            _check_choice(self.norm, "norm", CATEGORY_NORMS)
+            style.check_choice(self.norm, "norm", CATEGORY_NORMS)
         self._clim_given = style.check_clim(clim)
         self.spread = self._check_spread(spread)
         self.labels = self._check_labels(labels, names)

@@ -53,11 +53,16 @@ def _palettes() -> dict:
     return cc.palette
 
 
+def check_choice(value, name: str, choices) -> str:
+    """``value`` if it is one of ``choices``; else a ValueError naming ``name`` and listing them."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name}: expected one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
 def check_norm(norm) -> str:
     """Validate ``norm``; the error lists the valid names."""
-    if not isinstance(norm, str) or norm not in NORMS:
-        raise ValueError(f"norm: expected one of {', '.join(NORMS)}; got {norm!r}")
-    return norm
+    return check_choice(norm, "norm", NORMS)
 
 
 def check_cmap(cmap, signed: bool) -> list[str]:
