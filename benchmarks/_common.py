@@ -311,6 +311,24 @@ def loadavg():
         return None
 
 
+#: 1-minute load per core above which a suite's title warns that times are pessimistic.
+HIGH_LOAD = 0.5
+
+
+def high_load_note(load0, load1, advice: str = "") -> str:
+    """A title line when other processes competed for the CPU during a run, else ''.
+
+    ``load0`` / ``load1`` are :func:`loadavg` at the start and the end.
+    """
+    cores = os.cpu_count() or 1
+    peak = max((l[0] for l in (load0, load1) if l), default=None)
+    if peak is None or peak <= HIGH_LOAD * cores:
+        return ""
+    return (f"\n  NOTE: HIGH LOAD: 1-minute load average {load0[0]:.2f} at start, "
+            f"{load1[0]:.2f} at end on {cores} cores: other processes competed for the "
+            f"CPU, so these times are pessimistic{advice}")
+
+
 def rss_mib() -> float:
     """Resident memory of this process now, MiB."""
     return _rss_now() / 2 ** 20

@@ -68,8 +68,8 @@ import traceback
 
 import numpy as np
 
-from ._common import (Row, ensure_dlviz, format_table, loadavg, machine_info, timestamp,
-                      write_json)
+from ._common import (Row, ensure_dlviz, format_table, high_load_note, loadavg, machine_info,
+                      timestamp, write_json)
 
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -81,7 +81,6 @@ WIDTH, HEIGHT = 800, 600
 SLACK_MIB = 300                   # peak RSS goal: largest tensor + this
 ZOOM_FRACTION = 0.10              # 1% window: 10 % of each side
 CHUNK_ELEMENTS = 16 * 2 ** 20     # 32 MiB of bf16 per write
-HIGH_LOAD = 0.5                   # 1-minute load per core above which the title warns
 SEED = 20240607
 
 
@@ -912,11 +911,7 @@ def run(quick: bool = False, out_dir: str = DEFAULT_OUT, size_gib: float | None 
     if cfg["size_note"]:
         title += f"\n  NOTE: {cfg['size_note']}"
     cores = os.cpu_count() or 1
-    peak_load = max((l[0] for l in (load0, load1) if l), default=None)
-    if peak_load is not None and peak_load > HIGH_LOAD * cores:
-        title += (f"\n  NOTE: HIGH LOAD: 1-minute load average {load0[0]:.2f} at start, "
-                  f"{load1[0]:.2f} at end on {cores} cores: other processes competed for the "
-                  f"CPU, so these times are pessimistic")
+    title += high_load_note(load0, load1, "")
     table = format_table(rows, title)
     load_text = (f"{load0[0]:.2f}->{load1[0]:.2f}" if load0 and load1 else "n/a")
     footer = (f"load average {load_text} ({cores} cores); total {wall:.1f} s; "

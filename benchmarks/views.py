@@ -46,8 +46,8 @@ import traceback
 
 import numpy as np
 
-from ._common import (Row, ensure_dlviz, format_table, loadavg, machine_info, peak_rss_mib,
-                      progress, random_matrix, rss_mib, timestamp, write_json)
+from ._common import (Row, ensure_dlviz, format_table, high_load_note, loadavg, machine_info,
+                      peak_rss_mib, progress, random_matrix, rss_mib, timestamp, write_json)
 
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -56,7 +56,6 @@ SIZE = 16384                      # matrix side: 16384 x 16384 float32 = 1 GiB
 POINTS = 10 ** 8                  # scatter points: x, y float32 = 800 MB
 DEEP = (40, 30)                   # deep zoom: visible cells (columns, rows)
 PROFILE_EVENTS = 5
-HIGH_LOAD = 0.5                   # 1-minute load per core above which the title warns
 
 GOALS = {
     "full": ("<=", 150.0),        # ms, median update of the full view
@@ -553,11 +552,7 @@ def run(quick: bool = False, out_dir: str = DEFAULT_OUT, size: int | None = None
     if cfg["size_note"]:
         title += f"\n  NOTE: {cfg['size_note']}"
     cores = os.cpu_count() or 1
-    peak_load = max((l[0] for l in (load0, load1) if l), default=None)
-    if peak_load is not None and peak_load > HIGH_LOAD * cores:
-        title += (f"\n  NOTE: HIGH LOAD: 1-minute load average {load0[0]:.2f} at start, "
-                  f"{load1[0]:.2f} at end on {cores} cores: other processes competed for the "
-                  f"CPU, so these times are pessimistic; re-run on a quiet machine")
+    title += high_load_note(load0, load1, "; re-run on a quiet machine")
     if not scatter:
         title += "\n  NOTE: scatter part skipped (--no-scatter)"
     table = format_table(rows, title)
