@@ -1,0 +1,10 @@
+"""The dashboard application: a Panel app over a model or checkpoint.
+
+``dashboard.py``  the page (tensor tree, zoomable heatmap, histogram, stats,
+                  per-layer bars, model summary) for any :class:`~dlviz_gpu.models.Catalog`
+``demo.py``       the embedded default model of ``dlviz demo`` and its
+                  background training loop
+
+Nothing here is imported by ``import dlviz_gpu``; Panel and torch load when
+the app is built.
+"""
