@@ -37,8 +37,8 @@ import numpy as np
 from numba import prange
 
 from . import _layout
-from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, decode_bf16, decode_bf16_f32,
-                      decode_f16, decode_f16_f32)
+from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, cached_factory_kernel, decode_bf16,
+                      decode_bf16_f32, decode_f16, decode_f16_f32)
 
 # numba.cuda, imported by _import_cuda() on the first GPU call only.  It must
 # be a module global (not a closure variable): the CUDA simulator swaps the
@@ -90,7 +90,10 @@ def _axis_tuple(axis: _layout.Axis) -> tuple:
 
 @functools.lru_cache(maxsize=None)
 def _cpu_kernel(decode: int, lane_dtype: str, contiguous: bool, want_minmax: bool, want_m2: bool):
-    """Memoised: one compiled kernel per (element decoding, layout, stats) combination."""
+    """Memoised: one compiled kernel per (element decoding, layout, stats) combination.
+
+    Cached on disk across processes by :func:`._common.cached_factory_kernel`.
+    """
     dec = _CPU_DECODERS[decode]
     MINMAX = want_minmax
     M2 = want_m2
@@ -421,7 +424,7 @@ def _cpu_kernel(decode: int, lane_dtype: str, contiguous: bool, want_minmax: boo
                   cstart, cend, qy, flip_cols, transposed, wphys,
                   count, nan_count, sums, mins, maxs, m2s)
 
-    return kernel
+    return cached_factory_kernel(kernel, decode, lane_dtype, contiguous, want_minmax, want_m2)
 
 
 def _alloc(xp, height, width, want_minmax, want_m2):
