@@ -66,8 +66,8 @@ CPU strategy
 
     Compilation: one parallel driver per kind of input (decoding x lane
     width x read in place or gathered) and the heavy chunk code twice in all
-    (float32 and float64 lanes), cached on disk (``cache=True``; the drivers'
-    closures hold only ints and bools so the cache keys are stable).
+    (float32 and float64 lanes), cached on disk (``cache=True``; the drivers
+    by :func:`._common.cached_factory_kernel`).
 
 GPU strategy
     One launch per tensor (per host slab when a host array is streamed); a
@@ -93,8 +93,8 @@ import numpy as np
 from numba import prange
 
 from . import _layout
-from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, decode_bf16, decode_bf16_f32,
-                      decode_f16, decode_f16_f32)
+from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, cached_factory_kernel, decode_bf16,
+                      decode_bf16_f32, decode_f16, decode_f16_f32)
 
 # numba.cuda, imported by _import_cuda() on the first GPU call only.  It must
 # be a module global (not a closure variable): the CUDA simulator swaps the
@@ -581,10 +581,12 @@ def _drivers(DEC: int, LANE32: bool, IN_PLACE: bool):
     view of the same per-task buffers, so the chunk code sees read-only lane
     arrays only and compiles once per lane width.
     """
-    # Only int/bool closure variables: Numba's cache keys hash them, and a
-    # dispatcher in a closure would hash differently in every process.  One
-    # parallel function for both passes: each parfor costs seconds to compile.
-    @numba.njit(parallel=True, cache=True, error_model="numpy")
+    # One parallel function for both passes: each parfor costs seconds to
+    # compile.  Cached on disk by cached_factory_kernel (Numba's own
+    # cache=True would key it by the closure's ints and bools alone, blind to
+    # changes in the helpers it calls, and let two combinations of the same
+    # signature share machine-code symbol names).
+    @numba.njit(parallel=True, error_model="numpy")
     def run(op, flat, scratch_w, scratch_r, offset, oax, iax, n_in, total, ntasks, contiguous,
             mode, edges, nbins, nsub, table, p32, q32, p64, q64, out):
         """op 0: count ``total`` elements (outer x inner) into out[task, slot];
@@ -639,7 +641,7 @@ def _drivers(DEC: int, LANE32: bool, IN_PLACE: bool):
                 out[t, 1] = acc[1]
                 out[t, 2] = acc[2]
 
-    return run
+    return cached_factory_kernel(run, DEC, LANE32, IN_PLACE)
 
 
 # --------------------------------------------------------------------------
