@@ -72,8 +72,8 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, decode_bf16, decode_bf16_f32,
-                      decode_f16, decode_f16_f32)
+from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, cached_factory_kernel, decode_bf16,
+                      decode_bf16_f32, decode_f16, decode_f16_f32)
 
 # numba.cuda, imported by _import_cuda() on the first GPU call only.  It must
 # be a module global (not a closure variable): the CUDA simulator swaps the
@@ -324,17 +324,16 @@ def _cpu_kernel(xdec: int, ydec: int, vdec: int, has_value: bool, has_cat: bool,
     @numba.njit(parallel=True)
     def kernel(xb, xo, xst, yb, yo, yst, vb, vo, vst, cb, co, cst, n,
                x0, x1, y0, y1, w, h, k, k0, kg, first,
-               cnt, carry, dirty, rec, nanc, ccnt, ccarry, cdirty, nbad):
+               cnt, carry, dirty, rec, nanc, ccnt, ccarry, cdirty, nbad, nthreads):
         # cnt/carry/dirty/rec/nanc: per-thread value/count planes (T, npix + 2)
         # ccnt/ccarry/cdirty: per-thread category planes (T, npix * kg + 3)
         # nbad: (T,) bad category codes seen by each thread
-        nthreads = numba.get_num_threads()
+        # nthreads: numba.get_num_threads() of the caller (T); called in here it
+        # would compile to a ctypes address, which Numba cannot cache on disk
         ntasks = max(1, min(nthreads * TPT, (n + CH - 1) // CH))
         step = (n + ntasks - 1) // ntasks
         npix = w * h
-        # tasks handed out one at a time: a thread slowed by other work on the
-        # machine does not hold up the others
-        before = numba.set_parallel_chunksize(1)
+        # (the caller sets the parallel chunk size to 1: tasks go out one at a time)
         for task in prange(ntasks):
             tid = numba.get_thread_id()
             idx = np.zeros(CH + PD, np.int64)
@@ -361,9 +360,9 @@ def _cpu_kernel(xdec: int, ydec: int, vdec: int, has_value: bool, has_cat: bool,
                     cs = _chunk(cb, co, cst, c0, c1, tc)
                     nbad[tid] += _cat_indices(idx, cs, k, k0, kg, cidx, npix, first)
                     _count(ccnt[tid], ccarry[tid], cdirty[tid], cidx, m)
-        numba.set_parallel_chunksize(before)
 
-    return kernel
+    return cached_factory_kernel(kernel, xdec, ydec, vdec, has_value, has_cat, unit, lane32,
+                                 minmax)
 
 
 @numba.njit(inline="always", cache=True)
@@ -635,9 +634,17 @@ def points_stats_cpu(x: Column, y: Column, value: Column | None, category: Colum
         kern = _cpu_kernel(x.decode, y.decode, value.decode if (main and has_value) else 0,
                            main and has_value, grp is not None, unit,
                            bool(main and lane32), bool(main and minmax))
-        kern(*head, *(vcol if main else no_col), *ccol, *window,
-             np.int64(k), np.int64(k0), np.int64(kgi), p == 0, *main_planes, rec, nanc,
-             *cat_planes, nbad)
+        # tasks handed out one at a time: a thread slowed by other work on the
+        # machine does not hold up the others.  Set here, not in the kernel:
+        # there it compiles to the threading library's address, a constant
+        # that Numba cannot cache on disk.
+        before = numba.set_parallel_chunksize(1)
+        try:
+            kern(*head, *(vcol if main else no_col), *ccol, *window,
+                 np.int64(k), np.int64(k0), np.int64(kgi), p == 0, *main_planes, rec, nanc,
+                 *cat_planes, nbad, np.int64(T))
+        finally:
+            numba.set_parallel_chunksize(before)
         if main:
             if minmax:
                 bins = _merge_values(*main_planes, rec, nanc, npix, count, nan_count,
@@ -763,7 +770,7 @@ def _cpu_bounds_kernel(xdec: int, ydec: int, unit: bool):
                 if want_cat:
                     _codes(_chunk(cb, co, cst, c0, c1, tc), acc)
 
-    return kernel
+    return cached_factory_kernel(kernel, xdec, ydec, unit)
 
 
 def points_bounds_cpu(x: Column | None, y: Column | None, category: Column | None,
