@@ -29,6 +29,7 @@ _LAZY = {
     "histogram": "dlviz_gpu.histograms",
     "Histogram": "dlviz_gpu.histograms",
     "project": "dlviz_gpu.projection",
+    "describe": "dlviz_gpu.tensor_stats",
     # checkpoints and models: dv.models.open(path) -> Catalog
     "models": "dlviz_gpu.models",
     # views (HoloViews / Bokeh; loaded only when used)
@@ -40,6 +41,8 @@ _LAZY = {
     "bars": "dlviz_gpu.views",
     "save": "dlviz_gpu.views",
     "serve": "dlviz_gpu.views",
+    # the dashboard (Panel; loaded only when used)
+    "dashboard": "dlviz_gpu.app.dashboard",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -1,6 +1,6 @@
 """Per-line sums of squares of a matrix whose lines are short (CPU, Numba).
 
-:func:`dlviz_gpu.describe.describe` gets its per-row and per-column
+:func:`dlviz_gpu.tensor_stats.describe` gets its per-row and per-column
 statistics from the matrix kernel on a canvas of one pixel per line.  That is
 fast while each line holds many elements, but a skinny matrix -- a 1 x N
 strip (any 1-D tensor), an N x 3 matrix -- puts one or a few elements in each

@@ -34,8 +34,6 @@ only the per-line results (rows + cols numbers) come back to the host.
 from __future__ import annotations
 
 import math
-import sys
-import types
 from dataclasses import dataclass
 
 import numpy as np
@@ -350,17 +348,3 @@ def describe(tensor, layout: str = "auto", top: int = 5, backend: str = "auto") 
         fro_norm=float(math.sqrt(float(first_sq.sum()))),
         row_norms=row_norms, col_norms=col_norms,
         top_rows=_top(row_norms, top), top_cols=_top(col_norms, top))
-
-
-# ``dlviz_gpu.describe`` is both this module and (lazily, in the package's
-# ``__init__``) the function :func:`describe`.  Importing the submodule
-# (``from dlviz_gpu.describe import ...``) makes Python set the package
-# attribute ``describe`` to the module, so ``dv.describe`` may be either one,
-# depending on import order.  Calling the module calls the function, so
-# ``dv.describe(tensor)`` works in both cases.
-class _CallableModule(types.ModuleType):
-    def __call__(self, *args, **kwargs) -> TensorStats:
-        return describe(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
