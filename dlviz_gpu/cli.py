@@ -7,11 +7,13 @@
     dlviz inspect ckpt.pt --filter '*.attn.*' --json
     dlviz render model.safetensors -o report.html   # one standalone HTML page
     dlviz render model.safetensors -o pictures --png
+    dlviz serve model.safetensors                   # the dashboard, in the browser
+    dlviz demo                                      # a small transformer training live
 
 Exit status: 0 done, 1 a file refused (the message names it and says why) or
-nothing to show, 2 a usage error, 130 interrupted.  Nothing here imports a
-plotting library until ``render`` runs, so ``--help`` and ``inspect`` start
-fast.
+nothing to show, 2 a usage error, 130 interrupted (``serve`` and ``demo``
+stop on Ctrl-C with 0).  Nothing here imports a plotting library until a
+command draws, so ``--help`` and ``inspect`` start fast.
 """
 
 from __future__ import annotations
@@ -146,8 +148,48 @@ def build_parser() -> argparse.ArgumentParser:
     ren.add_argument("-q", "--quiet", action="store_true",
                      help="no progress bar and no summary line")
     ren.set_defaults(run=_cmd_render)
-    parser.set_defaults(commands={"inspect": ins, "render": ren})
+
+    srv = sub.add_parser(
+        "serve", help="the dashboard of a checkpoint in the browser (re-aggregates on zoom)",
+        description="Serve the dashboard of a checkpoint on a local Bokeh server: a searchable "
+                    "tree of tensors, the chosen tensor as a zoomable heatmap (each zoom "
+                    "re-aggregates the visible window exactly), its histogram and exact "
+                    "statistics, parameters and norms per layer, and the module summary.  "
+                    "Files are memory-mapped: only the tensors shown are read.",
+        epilog="Stop it with Ctrl-C.  The server binds 127.0.0.1 (this machine only) unless "
+               "--address names another interface, which also needs "
+               "--allow-websocket-origin.")
+    srv.add_argument("paths", nargs="+", metavar="PATH", help=paths_help)
+    _server_options(srv)
+    srv.set_defaults(run=_cmd_serve)
+
+    demo = sub.add_parser(
+        "demo", help="the dashboard of a small transformer that trains while you look",
+        description="Build a deterministic GPT-like model of a few million parameters, serve "
+                    "its dashboard at once and train it on synthetic data in the background "
+                    "(one CPU thread), so the pictures show trained weights: the page "
+                    "follows the training, with its loss curve and status.",
+        epilog="Stop it with Ctrl-C.  Same seed, same model and same data on every run.")
+    demo.add_argument("--steps", type=_positive_int, metavar="N",
+                      help="stop training after N steps (default: train until stopped)")
+    demo.add_argument("--seed", type=int, default=0, help="model and data seed (default: 0)")
+    _server_options(demo)
+    demo.set_defaults(run=_cmd_demo)
+    parser.set_defaults(commands={"inspect": ins, "render": ren, "serve": srv, "demo": demo})
     return parser
+
+
+def _server_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, default=5006,
+                   help="port to listen on (default: 5006; 0 picks a free one)")
+    p.add_argument("--address", default="127.0.0.1",
+                   help="interface to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--allow-websocket-origin", action="append", metavar="HOST[:PORT]",
+                   help="a host:port browsers may connect from (repeatable); required "
+                        "with a non-local --address")
+    p.add_argument("--no-browser", action="store_true",
+                   help="do not open a browser (one opens only where a desktop session "
+                        "is found)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,6 +266,13 @@ def _select(cat, pattern: str | None):
     for info in infos:
         by_source.setdefault(info.source, []).append(info)
     return infos, Catalog([_Listing(p, group) for p, group in by_source.items()])
+
+
+def layer_of(module: str) -> str:
+    """The layer of a module path (see :func:`dlviz_gpu.models.catalog.layer_of`)."""
+    from .models.catalog import layer_of as rule
+
+    return rule(module)
 
 
 def _counts(info) -> bool:
@@ -411,28 +460,10 @@ def _summary(cat, infos, args) -> tuple[str, str]:
     return head, line
 
 
-def layer_of(module: str) -> str:
-    """The layer a module belongs to, for the per-layer bar chart.
-
-    The path up to its first numeric component (a block of a stack:
-    ``model.layers.3.mlp.up_proj`` -> ``model.layers.3``), else the module
-    itself (``lm_head``); ``"(top level)"`` for tensors outside any module.
-    """
-    parts = re.split(r"[./]", module) if module else []
-    for k, part in enumerate(parts):
-        if part.isdigit():
-            return module[:len(".".join(parts[:k + 1]))]
-    return module or "(top level)"
-
-
 def _layer_params(infos) -> dict:
-    """Parameters per layer (see :func:`layer_of`), in catalog order."""
-    per: dict[str, int] = {}
-    for info in infos:
-        if _counts(info):
-            key = layer_of(info.module)
-            per[key] = per.get(key, 0) + info.params
-    return per
+    from .models.catalog import params_per_layer
+
+    return params_per_layer(infos)
 
 
 def _progress(total: int, quiet: bool):
@@ -730,6 +761,83 @@ class _PngReport(_Report):
                              f"alt=\"{e(r['name'])}\" loading=\"lazy\"></section>\n")
         parts.append("</body>\n</html>\n")
         (self.out / "index.html").write_text("".join(parts), encoding="utf-8")
+
+
+# --------------------------------------------------------------------------
+# serve and demo
+# --------------------------------------------------------------------------
+
+def _desktop() -> bool:
+    """Whether a browser window can open here (a desktop session, not a bare terminal)."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _check_server_args(args) -> None:
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port: expected 0..65535 (0 picks a free port); got {args.port}")
+    if args.address not in ("127.0.0.1", "localhost", "::1") and not args.allow_websocket_origin:
+        raise UsageError(f"--address {args.address!r} exposes the dashboard beyond this "
+                         f"machine; add --allow-websocket-origin HOST:PORT for each address "
+                         f"browsers will use")
+
+
+def _run_server(board, args, t0: float) -> int:
+    """Serve ``board`` until Ctrl-C (or the server stops)."""
+    try:
+        url = board.serve(port=args.port, address=args.address,
+                          allow_websocket_origin=args.allow_websocket_origin)
+    except RuntimeError as err:
+        hint = f" (is port {args.port} in use? --port 0 picks a free one)" if args.port else ""
+        raise NothingToShow(f"{err}{hint}") from err
+    try:
+        board.warm()  # compile and read what the first page needs before announcing it
+        print(f"dlviz: the dashboard of {board.title} is at {url} (ready in "
+              f"{time.perf_counter() - t0:.1f} s; Ctrl-C stops it)", flush=True)
+        if not args.no_browser and _desktop():
+            import webbrowser
+
+            webbrowser.open(url)
+        while url.thread.is_alive():
+            url.thread.join(0.5)
+    except KeyboardInterrupt:
+        print("dlviz: stopped", file=sys.stderr)
+    finally:
+        url.stop()
+    return 0
+
+
+def _cmd_serve(args) -> int:
+    t0 = time.perf_counter()
+    _check_server_args(args)
+    from .app.dashboard import Dashboard
+
+    cat = _open(args.paths)
+    title = ", ".join(os.path.basename(os.path.normpath(p)) for p in args.paths)
+    try:
+        board = Dashboard(cat, title=title)
+    except ValueError as err:  # nothing drawable
+        raise NothingToShow(str(err)) from err
+    return _run_server(board, args, t0)
+
+
+def _cmd_demo(args) -> int:
+    t0 = time.perf_counter()
+    _check_server_args(args)
+    from .app.dashboard import Dashboard
+    from .app.demo import Trainer, build_model, demo_input
+
+    model = build_model(seed=args.seed)
+    trainer = Trainer(model, steps=args.steps, seed=args.seed)
+    shape, dtype = demo_input(model)
+    board = Dashboard(model, input_shape=shape, input_dtype=dtype, trainer=trainer,
+                      title=f"dlviz demo: {type(model).__name__}, training on synthetic data")
+    trainer.start()
+    try:
+        return _run_server(board, args, t0)
+    finally:
+        trainer.stop()
 
 
 if __name__ == "__main__":  # python -m dlviz_gpu.cli

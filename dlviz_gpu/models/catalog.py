@@ -266,6 +266,33 @@ class Catalog(Mapping):
         self.close()
 
 
+def layer_of(module: str) -> str:
+    """The layer a module belongs to, for per-layer bar charts.
+
+    The path up to its first numeric component (a block of a stack:
+    ``model.layers.3.mlp.up_proj`` -> ``model.layers.3``), else the module
+    itself (``lm_head``); ``"(top level)"`` for tensors outside any module.
+    """
+    parts = _SEP.split(module) if module else []
+    for k, part in enumerate(parts):
+        if part.isdigit():
+            return module[:_prefix_len(module, k + 1)]
+    return module or "(top level)"
+
+
+def params_per_layer(infos) -> dict:
+    """Parameters per layer (see :func:`layer_of`) of ``infos``, in catalog order.
+
+    Tied names and buffers are left out, as in :attr:`Catalog.total_params`.
+    """
+    per: dict[str, int] = {}
+    for info in infos:
+        if _counts(info):
+            key = layer_of(info.module)
+            per[key] = per.get(key, 0) + info.params
+    return per
+
+
 def _prefix_len(module: str, parts: int) -> int:
     """Length of the prefix of ``module`` holding its first ``parts`` components."""
     seen = 0
