@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Set up the project's virtual environment (first run only) and run the main
+# job: `dlviz demo`, the dashboard of a small transformer that trains while you
+# look.  Extra arguments go to `dlviz demo` (e.g. --port 0, --no-browser).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+VPY=.venv/bin/python
+# the demo model is a torch module; 2.13.0 is the CPU build this machine kind
+# keeps on disk (an unpinned torch would pull a multi-GB CUDA build)
+"$VPY" -c "import torch" 2>/dev/null || "$VPY" -m pip install -q --disable-pip-version-check "torch==2.13.0"
+"$VPY" -c "import dlviz_gpu.app" 2>/dev/null || "$VPY" -m pip install -q --disable-pip-version-check -e .
+exec .venv/bin/dlviz demo "$@"
