@@ -130,6 +130,8 @@ def fmt_bytes(n: int) -> str:
     (["--help"], "inspect"),
     (["inspect", "--help"], "--tree"),
     (["render", "--help"], "--png"),
+    (["serve", "--help"], "--allow-websocket-origin"),
+    (["demo", "--help"], "--no-browser"),
 ])
 def test_help_of_each_command_exits_0(capsys, argv, shows):
     code, out, err = run(capsys, *argv)
@@ -157,6 +159,13 @@ def test_version(capsys):
     (["render", "{single}", "-o", "out.html", "--png"], "with --png, expected a folder"),
     (["render", "{single}", "-o", "r.html", "--agg", "median"], "invalid choice: 'median'"),
     (["render", "{single}", "-o", "r.html", "--bins", "-3"], "expected a positive integer"),
+    (["serve"], "required: PATH"),
+    (["serve", "{single}", "--address", "0.0.0.0"],
+     "--address '0.0.0.0' exposes the dashboard beyond this machine; add "
+     "--allow-websocket-origin"),
+    (["serve", "{single}", "--port", "70000"], "--port: expected 0..65535"),
+    (["demo", "--steps", "0"], "expected a positive integer; got '0'"),
+    (["demo", "--address", "10.1.2.3"], "exposes the dashboard beyond this machine"),
 ])
 def test_usage_errors_exit_2(capsys, files, tmp_path, monkeypatch, argv, says):
     monkeypatch.chdir(tmp_path)
@@ -281,7 +290,8 @@ def test_inspect_tree_sums_parameters_per_module(capsys, files):
 # refused files: exit 1, the file named, no traceback
 # --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("command", [["inspect"], ["render", "-o", "{tmp}/r.html"]])
+@pytest.mark.parametrize("command", [["inspect"], ["render", "-o", "{tmp}/r.html"],
+                                     ["serve", "--port", "0", "--no-browser"]])
 def test_missing_file_exits_1_naming_it(capsys, tmp_path, command):
     missing = tmp_path / "nope.safetensors"
     argv = [command[0], missing] + [a.format(tmp=tmp_path) for a in command[1:]]
@@ -291,7 +301,8 @@ def test_missing_file_exits_1_naming_it(capsys, tmp_path, command):
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("command", [["inspect"], ["render", "-o", "{tmp}/r.html"]])
+@pytest.mark.parametrize("command", [["inspect"], ["render", "-o", "{tmp}/r.html"],
+                                     ["serve", "--port", "0", "--no-browser"]])
 def test_truncated_safetensors_exits_1_naming_it(capsys, files, tmp_path, command):
     argv = [command[0], files["truncated"]] + [a.format(tmp=tmp_path) for a in command[1:]]
     code, out, err = run(capsys, *argv)
@@ -551,3 +562,24 @@ def test_inspect_loads_no_plotting_library_numba_or_torch(files):
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_serve_with_nothing_drawable_exits_1(capsys, tmp_path):
+    path = tmp_path / "f8.safetensors"
+    save_torch({"w": torch.zeros(4, 4).to(torch.float8_e4m3fn)}, str(path))
+    code, out, err = run(capsys, "serve", path, "--port", "0", "--no-browser")
+    assert code == 1 and out == ""
+    assert err.startswith("dlviz: error: source: no tensor the engine can draw")
+    assert "float8_e4m3fn" in err
+
+
+def test_serve_on_a_port_in_use_exits_1_with_a_hint(capsys, files):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, out, err = run(capsys, "serve", files["single"], "--port", port, "--no-browser")
+    assert code == 1
+    assert f"is port {port} in use? --port 0 picks a free one" in err

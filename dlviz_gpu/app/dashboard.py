@@ -96,8 +96,10 @@ class Dashboard:
         self.notes = {info.name: note for info, layout, note in plan(self.catalog.infos)
                       if layout is None}
         if not self.layouts:
+            why = "; ".join(f"{n}: {note}" for n, note in list(self.notes.items())[:3])
+            more = ", ..." if len(self.notes) > 3 else ""
             raise ValueError(f"source: no tensor the engine can draw among the catalog's "
-                             f"{len(self.catalog)} ({', '.join(list(self.notes)[:3])}...)")
+                             f"{len(self.catalog)} ({why}{more})")
         if initial is None:
             initial = max(self.layouts, key=lambda n: (len(self.catalog.info(n).shape) == 2,
                                                         self.catalog.info(n).params))
