@@ -583,3 +583,12 @@ def test_serve_on_a_port_in_use_exits_1_with_a_hint(capsys, files):
         code, out, err = run(capsys, "serve", files["single"], "--port", port, "--no-browser")
     assert code == 1
     assert f"is port {port} in use? --port 0 picks a free one" in err
+
+
+def test_demo_prepare_compiles_and_exits_without_training(capsys):
+    import threading
+
+    code, out, err = run(capsys, "demo", "--prepare")
+    assert code == 0, err
+    assert re.fullmatch(r"dlviz: kernels compiled and cached in [\d.]+ s\n", out)
+    assert not any(t.name.startswith("dlviz") for t in threading.enumerate() if t.is_alive())

@@ -198,7 +198,11 @@ class Dashboard:
         return self.catalog.matrix(name, self.layouts[name])
 
     def warm(self) -> None:
-        """Compile the kernels and read what a first page needs, so it opens quickly."""
+        """Compile the kernels a page uses and read the first tensor, so pages open quickly.
+
+        Numba keeps what it compiles in its disk cache, so this is slow (tens
+        of seconds on two cores) only the first time on a machine.
+        """
         import dlviz_gpu as dv
         from ..tensor_stats import describe
 
@@ -206,6 +210,11 @@ class Dashboard:
         dv.rasterize(m, 16, 16)
         dv.histogram(m, bins=BINS)
         describe(m)
+        strips = [n for n in self.layouts if len(self.catalog.info(n).shape) == 1]
+        if strips:  # biases and norms: the 1-D statistics path
+            describe(self.matrix(strips[0]))
+        if self.trainer is not None:  # the loss curve
+            dv.decimate(np.zeros(4), x=np.arange(4.0), width=4)
         self.summary()
 
     # -- per-layer norms ------------------------------------------------------------
