@@ -1,12 +1,23 @@
 """Draw the README's pictures with the project itself: ``python scripts/make_pictures.py``.
 
-Every picture is written by ``dv.save(view, "....png")`` (no browser) into
-``docs/images/``; the data are deterministic, so reruns give the same files.
+``python scripts/make_pictures.py [views] [dashboard]`` (default: both) writes
+into ``docs/images/``:
+
+- ``views``: every view picture, by ``dv.save(view, "....png")`` (no browser);
+  the data are deterministic, so reruns give the same files.
+- ``dashboard``: ``dashboard.png`` and ``dashboard-layers.png``, screenshots of
+  the real dashboard (the demo's TinyGPT, seed 0, after 100 training steps)
+  served on a free port and loaded in headless Chromium by Playwright
+  (``/usr/bin/chromium`` or ``$DLVIZ_CHROMIUM``, as the browser tests use).
+  The model and its training are seeded; the screenshots may still differ by
+  a few anti-aliased pixels between machines.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +37,8 @@ def layer(rows: int = 1024, cols: int = 2816, seed: int = 0) -> np.ndarray:
     return w
 
 
-def main() -> int:
+def view_pictures() -> None:
+    """The views' pictures (heatmap, scatter, curve, distributions, bars) via ``dv.save``."""
     import dlviz_gpu as dv
 
     OUT.mkdir(parents=True, exist_ok=True)
@@ -61,6 +73,106 @@ def main() -> int:
     for name, obj in pictures.items():
         path = dv.save(obj, OUT / name)
         print(f"wrote {path.relative_to(OUT.parent.parent)}")
+
+
+# the page is drawn when Bokeh's documents are idle and a plot frame has a size
+# (the same test as tests/browser/bokehjs.py's _READY_JS)
+_READY_JS = """() => window.Bokeh !== undefined && Bokeh.documents.length > 0
+  && Bokeh.documents.every(d => d.is_idle)
+  && [...Bokeh.index.all_views()].some(v => v.frame !== undefined && v.frame.bbox.width > 0)"""
+# how many plots are laid out (a plot in a hidden tab has a frame of width 0)
+_SHOWN_PLOTS_JS = """() => [...Bokeh.index.all_views()].filter(
+  v => v.frame !== undefined && v.frame.bbox.width > 0).length"""
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+VIEWPORT = {"width": 1360, "height": 900}
+TIMEOUT_MS = 300_000
+
+
+def _settle(page, n_plots: int) -> None:
+    """Wait until ``n_plots`` plots are laid out and the server has nothing left to send."""
+    page.wait_for_function(_READY_JS, timeout=TIMEOUT_MS)
+    page.wait_for_function(f"() => ({_SHOWN_PLOTS_JS})() >= {n_plots}", timeout=TIMEOUT_MS)
+    # the heatmap re-aggregates once at its laid-out size; let that round trip land
+    page.wait_for_timeout(1500)
+    page.wait_for_function(_READY_JS, timeout=TIMEOUT_MS)
+    page.wait_for_timeout(500)
+
+
+def dashboard_pictures(steps: int = 100) -> None:
+    """``dashboard.png`` (Tensor tab) and ``dashboard-layers.png`` (Layers tab) of the demo model.
+
+    The demo's TinyGPT (``build_model(seed=0)``) is trained for ``steps``
+    steps first, so the pictures are of trained weights.
+    """
+    from playwright.sync_api import sync_playwright
+
+    import dlviz_gpu as dv
+    from dlviz_gpu.app.demo import Trainer, build_model, demo_input
+
+    exe = os.environ.get("DLVIZ_CHROMIUM") or "/usr/bin/chromium"
+    if not os.access(exe, os.X_OK):
+        raise SystemExit(f"dashboard pictures: no Chromium at {exe} (apt-get install -y "
+                         f"chromium, or set DLVIZ_CHROMIUM)")
+    OUT.mkdir(parents=True, exist_ok=True)
+    model = build_model(seed=0)
+    shape, dtype = demo_input(model)
+    # the dashboard first (its summary's meta-device pass must not overlap training)
+    trainer = Trainer(model, steps=steps, seed=0)
+    board = dv.dashboard(model, input_shape=shape, input_dtype=dtype, trainer=trainer,
+                         title="dlviz demo: TinyGPT, training on synthetic data",
+                         initial="blocks.0.attn.qkv.weight")
+    t0 = time.perf_counter()
+    trainer.start()
+    while trainer.running:
+        time.sleep(0.2)
+    if trainer.error is not None:
+        raise RuntimeError(f"training failed: {trainer.error!r}")
+    print(f"trained {trainer.step} steps in {time.perf_counter() - t0:.1f} s, "
+          f"loss {trainer.history[0][1]:.3f} -> {trainer.history[-1][1]:.3f}")
+    board.compute_norms(background=False)  # the Layers tab shows them without a click
+    board.warm()
+    url = board.serve(port=0)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=exe, headless=True,
+                                         args=CHROMIUM_ARGS, timeout=TIMEOUT_MS)
+            try:
+                page = browser.new_page(viewport=VIEWPORT, device_scale_factor=1)
+                page.set_default_timeout(TIMEOUT_MS)
+                page.goto(str(url), timeout=TIMEOUT_MS)
+                _settle(page, n_plots=2)  # heatmap and histogram
+                page.screenshot(path=str(OUT / "dashboard.png"), full_page=True)
+                print("wrote docs/images/dashboard.png")
+                page.get_by_text("Layers", exact=True).first.click()
+                _settle(page, n_plots=2)  # parameters and norms per layer
+                # down to the lower of the tensor tree and the norms' button (the
+                # full page is as tall as the Tensor tab)
+                bottom = max(page.locator(".tabulator").first.bounding_box()["y"]
+                             + page.locator(".tabulator").first.bounding_box()["height"],
+                             page.get_by_text("recompute norms per layer").bounding_box()["y"]
+                             + 40)
+                page.screenshot(path=str(OUT / "dashboard-layers.png"), full_page=True,
+                                clip={"x": 0, "y": 0, "width": VIEWPORT["width"],
+                                      "height": int(bottom) + 16})
+                print("wrote docs/images/dashboard-layers.png")
+            finally:
+                browser.close()
+    finally:
+        url.stop()
+
+
+PICTURES = {"views": view_pictures, "dashboard": dashboard_pictures}
+
+
+def main(argv: list[str] | None = None) -> int:
+    names = sys.argv[1:] if argv is None else argv
+    unknown = [n for n in names if n not in PICTURES]
+    if unknown:
+        print(f"make_pictures.py: unknown picture set(s) {unknown}; expected any of "
+              f"{list(PICTURES)}", file=sys.stderr)
+        return 2
+    for name in names or list(PICTURES):
+        PICTURES[name]()
     return 0
 
 
