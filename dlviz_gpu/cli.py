@@ -622,9 +622,11 @@ class _HtmlReport(_Report):
         b = bundle_for_objs_and_resources([root], INLINE)
         for key in self.bundle:
             for item in getattr(b, key):
-                if key.endswith("_files") and not re.match(r"[a-z]+://", str(item.url)):
-                    # Panel adds a relative static/ URL (ES module shims for its own
-                    # models) that a standalone file cannot load and no plot here needs
+                if key.endswith("_files"):
+                    # INLINE resources put all a plot needs in the page; linked
+                    # files are Panel's (a relative static/ script, CDN style
+                    # sheets of widgets once a dashboard was built), which an
+                    # offline page cannot load (see views.output.standalone)
                     continue
                 if item not in self.bundle[key]:
                     self.bundle[key].append(item)

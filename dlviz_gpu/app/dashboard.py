@@ -320,7 +320,9 @@ class DashboardSession:
         from ..views import AGGS
         from ..views.style import NORMS
 
-        pn.extension("tabulator", raw_css=[_CSS])
+        # no pn.extension(...) here: it changes Panel's process-wide config, and
+        # every later standalone page (dv.save, dlviz render) would link the
+        # Tabulator style sheet from a CDN; a served page loads what it uses
         self.board = board
         self._pd = pd
         self._syncing = False
@@ -354,7 +356,7 @@ class DashboardSession:
         self.title_pane = pn.pane.Markdown(self._tensor_title(), sizing_mode="stretch_width")
         self.heat_pane = pn.pane.HoloViews(self._make_heatmap(), sizing_mode="fixed")
         self.hist_pane = pn.pane.HoloViews(self._make_hist(), sizing_mode="fixed")
-        self.stats_pane = pn.pane.HTML(self._stats_html(), width=340)
+        self.stats_pane = pn.pane.HTML(self._stats_html(), width=340, stylesheets=[_CSS])
         tensor_tab = pn.Column(
             pn.Row(self.agg, self.norm),
             self.title_pane,
@@ -536,6 +538,7 @@ class DashboardSession:
         except Exception as err:  # the rest of the page still works
             text, note = "", f"no summary: {type(err).__name__}: {err}"
         items = [pn.pane.HTML(f'<pre class="dlviz-summary">{html.escape(text)}</pre>',
+                              stylesheets=[_CSS],
                               sizing_mode="stretch_width")]
         if note:
             items.insert(0, pn.pane.Markdown(f"*{html.escape(note)}*"))

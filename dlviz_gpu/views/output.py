@@ -164,9 +164,7 @@ def save(obj, path, *, title: str | None = None, dpi: int = 100) -> Path:
         # keep it (and its planes) alive after the file is written
         plot.document = None
         html = file_html(plot.state, INLINE, title or path.stem)
-        # Panel, once imported, registers a relative static/ script (ES module
-        # shims for its own models) that a standalone file cannot load
-        html = re.sub(r'<script[^>]*\ssrc="(?![a-z]+://)[^"]*"[^>]*>\s*</script>\s*', "", html)
+        html = standalone(html)
         path.write_text(html, encoding="utf-8")
         return path
     _ensure_extension("bokeh")
@@ -180,6 +178,18 @@ def save(obj, path, *, title: str | None = None, dpi: int = 100) -> Path:
     path.write_bytes(data)
     _forget_colorbars()
     return path
+
+
+def standalone(html: str) -> str:
+    """``html`` without the script and style sheet files it links.
+
+    With INLINE resources everything a plot needs is in the page itself; the
+    linked files are what Panel registers once imported (a relative static/
+    script of ES module shims, CDN style sheets of widgets such as Tabulator
+    after a dashboard was built), which an offline page cannot load.
+    """
+    html = re.sub(r'<script[^>]*\ssrc="[^"]*"[^>]*>\s*</script>\s*', "", html)
+    return re.sub(r'<link[^>]*\srel="stylesheet"[^>]*>\s*', "", html)
 
 
 def _forget_colorbars() -> None:

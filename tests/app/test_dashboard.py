@@ -226,3 +226,24 @@ def test_served_page_and_dv_dashboard(ckpt):
     finally:
         url.stop()
     assert json.dumps(board.tree_rows()[:1])  # rows are plain data
+
+
+def test_standalone_pages_made_after_a_dashboard_link_nothing(session, ckpt, tmp_path):
+    # a dashboard makes Panel load widget models whose style sheets live on a
+    # CDN; pages written afterwards in the same process must still open offline
+    from dlviz_gpu.cli import main
+
+    url = session.board.serve(port=0)  # a browser session loads the page's widgets
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp:
+            assert resp.status == 200
+    finally:
+        url.stop()
+    saved = dv.save(dv.heatmap(np.eye(8, dtype=np.float32)), tmp_path / "after.html")
+    report = tmp_path / "report.html"
+    assert main(["render", str(ckpt[0]), "-o", str(report), "-q"]) == 0
+    for page in (saved.read_text(), report.read_text()):
+        assert "<script" in page and "Bokeh" in page
+        assert not re.search(r'<script[^>]*\ssrc=', page)
+        assert not re.search(r'<link[^>]*stylesheet', page)
+        assert "cdn.holoviz.org" not in page
