@@ -1,7 +1,7 @@
 """``python -m benchmarks raster [--quick] [--out DIR]``, ``python -m benchmarks views [--quick]
 [--size N] [--points N] [--out DIR]``, ``python -m benchmarks checkpoint [--quick]
-[--size-gib 4] [--shape 4096x11008] [--out DIR] [--keep FILE]`` and ``python -m benchmarks gpu
---out DIR``.
+[--size-gib 4] [--shape 4096x11008] [--out DIR] [--keep FILE]``, ``python -m benchmarks demo
+[--quick] [--out DIR]`` and ``python -m benchmarks gpu --out DIR``.
 
 The ``gpu`` path imports only numpy, numba(-cuda), torch and cupy: nothing of
 Datashader, xarray, psutil or tqdm is imported here at module level.
@@ -65,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
                         "benchmark's file); default: a temporary file, removed at the end")
     c.add_argument("--repeats", type=int, default=None, help="timed repeats of the warm rows")
 
+    d = sub.add_parser("demo", help="seconds from 'dlviz demo' to its first page, with an "
+                                    "empty and a prepared Numba cache (real command, fresh "
+                                    "processes)")
+    d.add_argument("--quick", action="store_true", help="the prepared cache only")
+    d.add_argument("--out", default=DEFAULT_OUT, help="folder for the JSON (default: %(default)s)")
+
     g = sub.add_parser("gpu", help="the GPU check: compile, compare with the CPU, time vs torch")
     g.add_argument("--out", default=DEFAULT_OUT, help="folder for the JSON (default: %(default)s)")
     g.add_argument("--quick", action="store_true", help="fewer dtypes and repeats")
@@ -102,6 +108,10 @@ def main(argv=None) -> int:
             _parser().error(f"--size-gib: expected a positive number; got {args.size_gib}")
         return run_checkpoint(quick=args.quick, out_dir=args.out, size_gib=args.size_gib,
                               shape=shape, keep=args.keep, repeats=args.repeats)
+    if args.suite == "demo":
+        from .demo import run as run_demo
+
+        return run_demo(out_dir=args.out, quick=args.quick)
     from .gpu import run as run_gpu
 
     return run_gpu(out_dir=args.out, quick=args.quick, sim_smoke=args.sim_smoke,

@@ -172,3 +172,14 @@ def test_checkpoint_benchmark_refuses_politely(tmp_path, monkeypatch, capsys):
         checkpoint.parse_shape("4096-11008")
     with pytest.raises(ValueError, match="size_gib: expected a positive"):
         checkpoint.layer_plan(0)
+
+
+@pytest.mark.slow
+def test_demo_benchmark_times_the_real_command(tmp_path):
+    pytest.importorskip("torch")
+    stdout, result = _run(["demo", "--quick"], tmp_path)
+    assert "dlviz demo first page, prepared cache" in stdout
+    (row,) = result["rows"]
+    assert row["error"] is None, row
+    extra = row["extra"]
+    assert 0 < extra["ready_s"] < extra["first_page_s"] and extra["prepare_s"] > 0
