@@ -35,9 +35,6 @@ from pathlib import Path
 # neither numba nor HoloViews (tests check they match the views' own lists)
 AGGS = ("mean", "min", "max", "extremum", "std", "count", "nan_count")
 NORMS = ("linear", "log", "symlog", "eq_hist")
-#: dtypes the kernels decode; other tensors (float8, complex, ...) are listed, not drawn
-DRAWABLE = frozenset({"float64", "float32", "float16", "bfloat16", "int8", "int16", "int32",
-                      "int64", "uint8", "uint16", "uint32", "uint64", "bool"})
 OTHER_RANKS = ("flatten", "stack", "skip")
 #: tensor bytes read by ``render`` between releases of the file pages it touched
 RELEASE_BYTES = 256 * 2**20
@@ -387,25 +384,10 @@ def safe_filename(name: str, index: int, suffix: str = ".png", limit: int = 120)
 
 
 def plan(infos, other_ranks: str = "flatten") -> list[tuple]:
-    """``(info, layout or None, note)`` per tensor: how it is drawn, or why not."""
-    out = []
-    for info in infos:
-        nd = len(info.shape)
-        if info.tied_to is not None:
-            out.append((info, None, f"same storage as {info.tied_to} (drawn there)"))
-        elif nd == 0:
-            out.append((info, None, "a scalar"))
-        elif info.params == 0:
-            out.append((info, None, f"empty (shape {_shape_text(info.shape)})"))
-        elif info.dtype not in DRAWABLE:
-            out.append((info, None, f"dtype {info.dtype} is not decoded by the engine"))
-        elif nd in (1, 2, 4):
-            out.append((info, "auto", ""))
-        elif other_ranks == "skip":
-            out.append((info, None, f"{nd}-D; --other-ranks flatten or stack draws it"))
-        else:
-            out.append((info, other_ranks, ""))
-    return out
+    """``(info, layout or None, note)`` per tensor (see :func:`dlviz_gpu.models.catalog.plan`)."""
+    from .models.catalog import plan as rule
+
+    return rule(infos, other_ranks)
 
 
 def _layout_note(m) -> str:

@@ -83,7 +83,7 @@ class Dashboard:
 
     def __init__(self, source, *, input_shape=None, input_dtype=None, title=None, trainer=None,
                  initial=None):
-        from ..cli import plan
+        from ..models.catalog import plan
 
         self.module = source if models.catalog._is_module(source) else None
         self.catalog = models.open(source)
@@ -171,7 +171,8 @@ class Dashboard:
             if node.path:
                 rows.append({"label": "\u2003" * (depth - 1) + "\u25be " + node.name,
                              "params": _fmt_int(node.params), "shape": "",
-                             "dtype": f"{node.n_tensors} tensors", "name": ""})
+                             "dtype": f"{node.n_tensors} tensor{'' if node.n_tensors == 1 else 's'}",
+                             "name": ""})
             for info in node.tensors:
                 leaf = info.name[len(node.path):].lstrip("./") if node.path else info.name
                 rows.append(row(info, "\u2003" * depth + leaf))

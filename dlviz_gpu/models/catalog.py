@@ -266,6 +266,39 @@ class Catalog(Mapping):
         self.close()
 
 
+#: dtypes the kernels decode; other tensors (float8, complex, ...) are listed, not drawn
+DRAWABLE = frozenset({"float64", "float32", "float16", "bfloat16", "int8", "int16", "int32",
+                      "int64", "uint8", "uint16", "uint32", "uint64", "bool"})
+OTHER_RANKS = ("flatten", "stack", "skip")
+
+
+def plan(infos, other_ranks: str = "flatten") -> list[tuple]:
+    """``(info, layout or None, note)`` per tensor: how it is drawn, or why not.
+
+    The layout goes to :func:`dlviz_gpu.tensors.as_matrix`; ``None`` with a
+    note for tied names, scalars, empty tensors, dtypes the engine does not
+    decode, and (with ``other_ranks="skip"``) 3-D and 5-D+ tensors.
+    """
+    out = []
+    for info in infos:
+        nd = len(info.shape)
+        if info.tied_to is not None:
+            out.append((info, None, f"same storage as {info.tied_to} (drawn there)"))
+        elif nd == 0:
+            out.append((info, None, "a scalar"))
+        elif info.params == 0:
+            out.append((info, None, f"empty (shape {'x'.join(map(str, info.shape))})"))
+        elif info.dtype not in DRAWABLE:
+            out.append((info, None, f"dtype {info.dtype} is not decoded by the engine"))
+        elif nd in (1, 2, 4):
+            out.append((info, "auto", ""))
+        elif other_ranks == "skip":
+            out.append((info, None, f"{nd}-D; --other-ranks flatten or stack draws it"))
+        else:
+            out.append((info, other_ranks, ""))
+    return out
+
+
 def layer_of(module: str) -> str:
     """The layer a module belongs to, for per-layer bar charts.
 
