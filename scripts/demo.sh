@@ -13,7 +13,9 @@ VPY=.venv/bin/python
 # the demo model is a torch module; 2.13.0 is the CPU build this machine kind
 # keeps on disk (an unpinned torch would pull a multi-GB CUDA build)
 "$VPY" -c "import torch" 2>/dev/null || "$VPY" -m pip install -q --disable-pip-version-check "torch==2.13.0"
-if ! "$VPY" -c "import dlviz_gpu.app" 2>/dev/null; then
+# (run from the repository root, `import dlviz_gpu` finds the source folder
+# even when nothing is installed: check the console script and a dependency)
+if [ ! -x .venv/bin/dlviz ] || ! "$VPY" -c "import panel, numba, dlviz_gpu.app" 2>/dev/null; then
     "$VPY" -m pip install -q --disable-pip-version-check -e .
     # setup, once: compile the engine's kernels into Numba's disk cache (~30 s
     # on two cores), so the dashboard's first page opens in seconds
