@@ -163,23 +163,27 @@ class TensorStats:
         out = [("shape", shape), ("dtype", self.dtype), ("elements", _count(self.size))]
         for label, name in (("mean", "mean"), ("std", "std"), ("min", "min"), ("max", "max"),
                             ("max |v|", "max_abs")):
-            out.append((label, _number(getattr(self, name))))
+            out.append((label, format_value(getattr(self, name))))
         out.append(("exact zeros", f"{_count(self.zeros)} ({_percent(self.zero_fraction)})"))
         out += [("NaN", _count(self.nan)), ("+inf", _count(self.posinf)),
-                ("-inf", _count(self.neginf)), ("Frobenius norm", _number(self.fro_norm))]
+                ("-inf", _count(self.neginf)), ("Frobenius norm", format_value(self.fro_norm))]
         for label, top in (("largest row norms", self.top_rows),
                            ("largest column norms", self.top_cols)):
             if top:
-                out.append((label, ", ".join(f"{i}: {_number(v)}" for i, v in top)))
+                out.append((label, ", ".join(f"{i}: {format_value(v)}" for i, v in top)))
         return out
 
 
 # --------------------------------------------------------------------------
-# Formatting (the rule of dlviz_gpu.views.style.format_value, kept here so the
-# core does not import the views package)
+# Formatting
 # --------------------------------------------------------------------------
 
-def _number(v: float) -> str:
+def format_value(v: float) -> str:
+    """A short, exact-enough label for a statistic in titles and tables.
+
+    The one number format of the project: the views' titles and hovers use it
+    too (:mod:`dlviz_gpu.views.style` re-exports it).
+    """
     if v is None or not math.isfinite(v):
         return str(v)
     a = abs(v)

@@ -18,6 +18,11 @@ import math
 
 import numpy as np
 
+from .. import tensor_stats as _stats
+
+#: the project's one number format for titles, hovers and tables
+format_value = _stats.format_value
+
 #: Palettes chosen when ``cmap=None``.
 DIVERGING = "coolwarm"
 SEQUENTIAL = "bmy"
@@ -195,13 +200,3 @@ def colour_opts(palette, norm: str, limits, nan_color: str = NAN_COLOR) -> dict:
     else:
         opts["cnorm"] = "linear"
     return opts
-
-
-def format_value(v: float) -> str:
-    """A short, exact-enough label for a statistic in titles and tables."""
-    if v is None or not math.isfinite(v):
-        return str(v)
-    a = abs(v)
-    if a != 0 and (a >= 1e5 or a < 1e-3):
-        return f"{v:.4g}"
-    return f"{v:.6g}"
