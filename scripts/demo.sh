@@ -5,14 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PY="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-    "$PY" -m venv .venv
-fi
-VPY=.venv/bin/python
-# the demo model is a torch module; 2.13.0 is the CPU build this machine kind
-# keeps on disk (an unpinned torch would pull a multi-GB CUDA build)
-"$VPY" -c "import torch" 2>/dev/null || "$VPY" -m pip install -q --disable-pip-version-check "torch==2.13.0"
+# .venv with CPU torch (the demo model is a torch module)
+source scripts/_venv.sh
 # (run from the repository root, `import dlviz_gpu` finds the source folder
 # even when nothing is installed: check the console script and a dependency)
 if [ ! -x .venv/bin/dlviz ] || ! "$VPY" -c "import panel, numba, dlviz_gpu.app" 2>/dev/null; then

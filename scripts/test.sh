@@ -6,15 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PY="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-    "$PY" -m venv .venv
-fi
-VPY=.venv/bin/python
+# .venv with CPU torch (the demo model and the tests' checkpoints need it)
+source scripts/_venv.sh
 "$VPY" -m pip install -q --disable-pip-version-check --upgrade pip
-# torch is only a test dependency here; 2.13.0 is the CPU build this machine
-# kind keeps on disk (an unpinned torch would pull a multi-GB CUDA build).
-"$VPY" -c "import torch" 2>/dev/null || "$VPY" -m pip install -q --disable-pip-version-check "torch==2.13.0"
 "$VPY" -m pip install -q --disable-pip-version-check -e ".[test]"
 
 # The browser tests (tests/browser, run in the CPU pass below) drive Debian's
