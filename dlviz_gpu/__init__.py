@@ -41,6 +41,9 @@ _LAZY = {
     "bars": "dlviz_gpu.views",
     "save": "dlviz_gpu.views",
     "serve": "dlviz_gpu.views",
+    # the training watch: dv.watch(model, optimizer, store=...) records a run
+    "watch": "dlviz_gpu.watch",
+    "open_run": "dlviz_gpu.watch",
     # the dashboard (Panel; loaded only when used)
     "dashboard": "dlviz_gpu.app.dashboard",
 }
