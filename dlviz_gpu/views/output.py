@@ -131,7 +131,8 @@ def save(obj, path, *, title: str | None = None, dpi: int = 100) -> Path:
     path : str or Path
         ``*.html``: a self-contained page (Bokeh's JavaScript inline, no
         server): hover and pan work, but a zoomable view is saved as a fixed
-        raster at its full canvas.  ``*.png``: an image drawn without a
+        raster at its full canvas; a HoloMap (e.g. :func:`weight_evolution`)
+        keeps every frame, with a slider.  ``*.png``: an image drawn without a
         browser (HoloViews' matplotlib backend, same colours and limits).
     title : str, optional
         Page title of the HTML file.
@@ -159,6 +160,8 @@ def save(obj, path, *, title: str | None = None, dpi: int = 100) -> Path:
         from bokeh.embed import file_html
         from bokeh.resources import INLINE
 
+        if _has_frames(obj):
+            return _save_frames(_static(obj), path, title or path.stem)
         plot = hv.renderer("bokeh").get_plot(_static(obj))
         # HoloViews attaches the plot to bokeh's global curdoc(), which would
         # keep it (and its planes) alive after the file is written
@@ -180,6 +183,53 @@ def save(obj, path, *, title: str | None = None, dpi: int = 100) -> Path:
     return path
 
 
+def _has_frames(obj) -> bool:
+    """Whether ``obj`` holds a HoloMap with key dimensions (frames behind a slider)."""
+    import holoviews as hv
+
+    if isinstance(obj, hv.DynamicMap):
+        return False
+    if isinstance(obj, hv.HoloMap) and obj.kdims and len(obj) > 1:
+        return True
+    if isinstance(obj, (hv.Layout, hv.NdLayout, hv.GridSpace, hv.Overlay, hv.NdOverlay)):
+        return any(_has_frames(v) for v in obj.data.values())
+    return False
+
+
+def _save_frames(obj, path: Path, title: str) -> Path:
+    """A page with every frame embedded and a slider per key dimension (no server)."""
+    import panel as pn
+    from bokeh.resources import INLINE
+
+    pane = pn.pane.HoloViews(obj, widget_location="bottom")
+    pane.save(str(path), embed=True, resources=INLINE, title=title, progress=False)
+    html = _inline_panel_css(path.read_text(encoding="utf-8"))
+    path.write_text(standalone(html), encoding="utf-8")
+    return path
+
+
+_PANEL_SHEET = re.compile(
+    r'\{"type":"object","name":"ImportedStyleSheet","id":"([^"]+)","attributes":\{"url":'
+    r'"https://cdn\.holoviz\.org/panel/[^/"]+/dist/([^"?]+)(?:\?[^"]*)?"\}\}')
+
+
+def _inline_panel_css(html: str) -> str:
+    """Panel's style sheets, which its pages import from its CDN, written into the page."""
+    import json
+
+    import panel
+
+    dist = Path(panel.__file__).parent / "dist"
+
+    def inline(m):
+        f = dist / m.group(2)
+        css = f.read_text(encoding="utf-8") if f.is_file() else ""
+        text = json.dumps(css).replace("</", "<\\/")      # never close the script early
+        return ('{"type":"object","name":"InlineStyleSheet","id":"%s","attributes":{"css":%s}}'
+                % (m.group(1), text))
+    return _PANEL_SHEET.sub(inline, html)
+
+
 def standalone(html: str) -> str:
     """``html`` without the script and style sheet files it links.
 
@@ -189,6 +239,7 @@ def standalone(html: str) -> str:
     after a dashboard was built), which an offline page cannot load.
     """
     html = re.sub(r'<script[^>]*\ssrc="[^"]*"[^>]*>\s*</script>\s*', "", html)
+    html = re.sub(r'<link[^>]*\srel="(?:icon|apple-touch-icon)"[^>]*>\s*', "", html)
     return re.sub(r'<link[^>]*\srel="stylesheet"[^>]*>\s*', "", html)
 
 

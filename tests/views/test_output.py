@@ -32,6 +32,20 @@ def test_save_html_is_standalone(tmp_path, view):
         assert f'"{field}"' in text
 
 
+def test_save_html_of_frames_keeps_every_frame_behind_a_slider(tmp_path):
+    """A HoloMap (e.g. weight snapshots over steps) is saved with all frames, offline."""
+    frames = {step: hv.Image(np.full((4, 5), 1000.0 + step)) for step in (0, 10, 20)}
+    text = dv.save(hv.HoloMap(frames, kdims=["step"]), tmp_path / "frames.html").read_text(
+        encoding="utf-8")
+    # the slider's frames are embedded as document patches, one per step
+    assert '"name":"panel.models.state.State"' in text
+    for step in (10, 20):
+        assert f"step: {step}" in text
+    # Panel's widget style sheets are written in, never imported from its CDN
+    assert "cdn.holoviz.org" not in text
+    assert 'rel="stylesheet"' not in text and 'rel="icon"' not in text
+
+
 def test_save_png_draws_the_picture(tmp_path, view):
     from PIL import Image
 
