@@ -41,6 +41,14 @@ _LAZY = {
     "bars": "dlviz_gpu.views",
     "save": "dlviz_gpu.views",
     "serve": "dlviz_gpu.views",
+    # views of recorded training runs
+    "gradient_flow": "dlviz_gpu.views",
+    "param_distributions": "dlviz_gpu.views",
+    "update_ratios": "dlviz_gpu.views",
+    "training_curves": "dlviz_gpu.views",
+    "alerts_table": "dlviz_gpu.views",
+    "weight_evolution": "dlviz_gpu.views",
+    "snapshot_diff": "dlviz_gpu.views",
     # the training watch: dv.watch(model, optimizer, store=...) records a run
     "watch": "dlviz_gpu.watch",
     "open_run": "dlviz_gpu.watch",

@@ -6,7 +6,10 @@ re-aggregates on zoom where the data is big:
 - :func:`heatmap` (matrices, :mod:`.matrix`),
 - :func:`scatter` (point clouds, :mod:`.points`),
 - :func:`curve` (long series, :mod:`.series`),
-- :func:`histplot`, :func:`distribution`, :func:`bars` (:mod:`.distributions`).
+- :func:`histplot`, :func:`distribution`, :func:`bars` (:mod:`.distributions`),
+- recorded training runs (:mod:`.training`): :func:`gradient_flow`,
+  :func:`param_distributions`, :func:`update_ratios`, :func:`training_curves`,
+  :func:`alerts_table`, :func:`weight_evolution`, :func:`snapshot_diff`.
 
 :func:`save` writes HTML or PNG and :func:`serve` runs a Bokeh server
 (:mod:`.output`).  Colour, normalisation and limits live in :mod:`.style`.
@@ -22,6 +25,10 @@ _LAZY = {
     "curve": "series", "CurveView": "series",
     "histplot": "distributions", "distribution": "distributions", "bars": "distributions",
     "save": "output", "serve": "output", "ServerURL": "output",
+    # recorded training runs (dv.watch)
+    "gradient_flow": "training", "param_distributions": "training",
+    "update_ratios": "training", "training_curves": "training", "alerts_table": "training",
+    "weight_evolution": "training", "snapshot_diff": "training",
 }
 
 __all__ = sorted(_LAZY)

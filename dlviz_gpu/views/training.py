@@ -931,6 +931,10 @@ def snapshot_diff(run, param, step_a: int, step_b: int, stat: str = "mean", *,
     return img.opts(backend="bokeh", **opts)
 
 
-__all__ = ["gradient_flow", "distributions", "update_ratios", "training_curves",
+#: The name :mod:`dlviz_gpu` exports :func:`distributions` under (``dv.distribution``
+#: is the general histograms-over-steps view it builds on).
+param_distributions = distributions
+
+__all__ = ["gradient_flow", "distributions", "param_distributions", "update_ratios", "training_curves",
            "alerts", "alerts_table", "weight_evolution", "snapshot_diff",
            "REFERENCE_RATIO", "DEFAULT_CURVES"]
