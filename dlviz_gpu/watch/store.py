@@ -36,7 +36,11 @@ column may hold SQLite's +Inf / -Inf; NaN is stored as NULL and read back as
 NaN.  ``param`` columns are ``params.id``; ``kind`` columns are 0 weight, 1
 gradient, 2 update (``w_t - w_(t-1)``), see :data:`KINDS`.  Rows are keyed
 so that writing the same key again replaces the row (a step written twice
-keeps the union of its keys, the later values winning).
+keeps the union of its keys, the later values winning).  The key orders
+follow the reads: ``stats`` and ``updates`` by step (every parameter over a
+range of steps), ``histograms`` and ``snapshots`` by parameter (one
+parameter's blobs over all steps, without reading the others'), ``scalars``
+by name.
 
 ``meta(key TEXT PRIMARY KEY, value TEXT)``
     ``schema_version`` (decimal integer), ``created`` and ``closed`` (ISO
@@ -58,7 +62,7 @@ keeps the union of its keys, the later values winning).
     tensors were recorded at it (stats, updates, histograms), else 0.
 ``scalars(name TEXT, step INTEGER, value REAL, PRIMARY KEY(name, step)) WITHOUT ROWID``
     Logged scalars (loss, learning rate, ...); ``value`` NULL = NaN.
-``stats(param INTEGER, kind INTEGER, step INTEGER, numel INTEGER, mean REAL, std REAL, norm REAL, min REAL, max REAL, maxabs REAL, zeros INTEGER, nan INTEGER, posinf INTEGER, neginf INTEGER, PRIMARY KEY(param, kind, step)) WITHOUT ROWID``
+``stats(step INTEGER, param INTEGER, kind INTEGER, numel INTEGER, mean REAL, std REAL, norm REAL, min REAL, max REAL, maxabs REAL, zeros INTEGER, nan INTEGER, posinf INTEGER, neginf INTEGER, PRIMARY KEY(step, param, kind)) WITHOUT ROWID``
     Per recorded step, parameter and kind, the columns of
     :data:`STAT_NAMES`: ``numel`` all elements; ``mean``, ``std``
     (population), ``norm`` (Frobenius, sqrt of the sum of squares), ``min``,
@@ -66,7 +70,7 @@ keeps the union of its keys, the later values winning).
     is none); ``zeros`` elements exactly 0 (a count, not a fraction);
     ``nan``, ``posinf``, ``neginf`` non-finite element counts.  No row: not
     recorded (no gradient at that step, a frozen parameter's gradient).
-``updates(param INTEGER, step INTEGER, norm REAL, ratio REAL, dead INTEGER, PRIMARY KEY(param, step)) WITHOUT ROWID``
+``updates(step INTEGER, param INTEGER, norm REAL, ratio REAL, dead INTEGER, PRIMARY KEY(step, param)) WITHOUT ROWID``
     ``norm`` = ``||w_t - w_prev||`` (w_prev: the weight before this step's
     optimizer update), ``ratio`` = ``norm / ||w_t||``, ``dead`` = units
     (rows of the weight matrix) whose gradient was all zeros on each of the
@@ -116,6 +120,7 @@ import sqlite3
 import threading
 import time
 import urllib.parse
+import weakref
 
 import numpy as np
 
@@ -152,11 +157,11 @@ CREATE TABLE IF NOT EXISTS params(id INTEGER PRIMARY KEY, name TEXT UNIQUE, shap
 CREATE TABLE IF NOT EXISTS steps(step INTEGER PRIMARY KEY, time REAL, recorded INTEGER);
 CREATE TABLE IF NOT EXISTS scalars(name TEXT, step INTEGER, value REAL,
     PRIMARY KEY(name, step)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS stats(param INTEGER, kind INTEGER, step INTEGER,
+CREATE TABLE IF NOT EXISTS stats(step INTEGER, param INTEGER, kind INTEGER,
     {", ".join(f"{n} {'INTEGER' if n in _INT_STATS else 'REAL'}" for n in STAT_NAMES)},
-    PRIMARY KEY(param, kind, step)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS updates(param INTEGER, step INTEGER, norm REAL, ratio REAL,
-    dead INTEGER, PRIMARY KEY(param, step)) WITHOUT ROWID;
+    PRIMARY KEY(step, param, kind)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS updates(step INTEGER, param INTEGER, norm REAL, ratio REAL,
+    dead INTEGER, PRIMARY KEY(step, param)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS histograms(param INTEGER, kind INTEGER, step INTEGER, lo REAL,
     hi REAL, counts BLOB, PRIMARY KEY(param, kind, step)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS snapshots(param INTEGER, stat TEXT, step INTEGER, height INTEGER,
@@ -180,9 +185,36 @@ _SQL_ALERT = "INSERT INTO alerts(step, param, kind, message) VALUES (?, ?, ?, ?)
 
 _INT64_MIN = -(1 << 63)
 
-# (path of the run file) -> the RunWriter of this process holding its lock
-_WRITERS: dict[str, "RunWriter"] = {}
+# (resolved path of the run file) -> the open RunWriter of this process holding its lock
+_WRITERS: "weakref.WeakValueDictionary[str, RunWriter]" = weakref.WeakValueDictionary()
 _WRITERS_LOCK = threading.Lock()
+# connections inherited by a forked child: kept, never used nor closed there
+_FORKED: list = []
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (a DataLoader worker) must not keep the parent's run locked.
+
+    The flock belongs to the open file description the child shares with the
+    parent; closing the child's descriptor drops only its reference, so the
+    lock goes when the parent closes or dies, not when the last worker does.
+    """
+    for w in list(_WRITERS.values()):
+        if w._lock_fd is not None:
+            try:
+                os.close(w._lock_fd)
+            except OSError:
+                pass
+            w._lock_fd = None
+        if w._con is not None:
+            _FORKED.append(w._con)
+            w._con = None
+        w._closed = True
+    _WRITERS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class RunLockedError(RuntimeError):
@@ -1142,15 +1174,14 @@ class Run:
         lo = self._since(since)
         self._load_params()
         P = len(self._params or [])
-        ids = ",".join(str(i) for i in range(P))
 
         def fn(con):
             steps = con.execute("SELECT step FROM steps WHERE recorded = 1 AND step >= ? "
                                 "ORDER BY step", (lo,)).fetchall()
             if not P:
                 return steps, []
-            rows = con.execute(f"SELECT param, step, {column} FROM {sql_rows} WHERE param IN "
-                               f"({ids}) {table_cond} AND step >= ?", (*args, lo)).fetchall()
+            rows = con.execute(f"SELECT param, step, {column} FROM {sql_rows} WHERE step >= ? "
+                               f"{table_cond}", (lo, *args)).fetchall()
             return steps, rows
         steps, rows = self._read(fn)
         steps = np.array([s[0] for s in steps], np.int64)
@@ -1160,6 +1191,8 @@ class Run:
         p = a[:, 0].astype(np.int64)
         s = a[:, 1].astype(np.int64)
         v = np.array(a[:, 2].tolist(), dtype=np.float64)      # None -> NaN
+        ok = (p >= 0) & (p < P)
+        p, s, v = p[ok], s[ok], v[ok]
         steps = np.union1d(steps, s)        # a row at a step not flagged recorded still shows
         out = np.full((P, len(steps)), np.nan)
         out[p, np.searchsorted(steps, s)] = v
@@ -1241,13 +1274,14 @@ class Run:
         lo_step = self._since(since)
 
         def fn(con):
-            h = con.execute("SELECT step, lo, hi, counts FROM histograms WHERE param = ? AND "
-                            "kind = ? AND step >= ? ORDER BY step", (i, k, lo_step)).fetchall()
-            sp = con.execute("SELECT step, nan, posinf, neginf FROM stats WHERE param = ? AND "
-                             "kind = ? AND step >= ? ORDER BY step",
-                             (i, k, lo_step)).fetchall()
-            return h, sp
-        rows, special = self._read(fn)
+            # one range of the (param, kind, step) key, and a key lookup into stats per step
+            return con.execute(
+                "SELECT h.step, h.lo, h.hi, h.counts, s.nan, s.posinf, s.neginf "
+                "FROM histograms AS h LEFT JOIN stats AS s "
+                "ON s.step = h.step AND s.param = h.param AND s.kind = h.kind "
+                "WHERE h.param = ? AND h.kind = ? AND h.step >= ? ORDER BY h.step",
+                (i, k, lo_step)).fetchall()
+        rows = self._read(fn)
         T = len(rows)
         if T:
             steps = np.array([r[0] for r in rows], np.int64)
@@ -1265,15 +1299,9 @@ class Run:
             lo = hi = np.empty(0)
             counts = np.zeros((0, B), np.int64)
         edges = _edges(lo, hi, B)
-        nan = np.zeros(T, np.int64)
-        posinf = np.zeros(T, np.int64)
-        neginf = np.zeros(T, np.int64)
-        if special and T:
-            sp = np.array([[r[0]] + [0 if v is None else v for v in r[1:]] for r in special],
-                          dtype=np.int64)
-            j = np.searchsorted(steps, sp[:, 0])
-            ok = (j < T) & (steps[np.minimum(j, T - 1)] == sp[:, 0])
-            nan[j[ok]], posinf[j[ok]], neginf[j[ok]] = sp[ok, 1], sp[ok, 2], sp[ok, 3]
+        # NULL (no stats row) -> 0
+        special = np.nan_to_num(np.array([r[4:] for r in rows], np.float64).reshape(T, 3))
+        nan, posinf, neginf = special.astype(np.int64).T
         p = self._params[i]
         return steps, Histogram(counts, edges, nan=nan, posinf=posinf, neginf=neginf,
                                 names=[f"step {s}" for s in steps], dtypes=p.dtype)
