@@ -544,6 +544,8 @@ class RunWriter:
                 if stmt.strip():
                     con.execute(stmt)
             meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+            # (schema 1 is the only one so far; a later version appending to an older file
+            # must migrate it here before stamping its own version)
             new = {"schema_version": str(SCHEMA_VERSION), "dlviz_version": _dlviz_version(),
                    "status": "running"}
             if "created" not in meta:
@@ -566,6 +568,9 @@ class RunWriter:
                            "FROM params ORDER BY id").fetchall()
         if rows:
             self._params = [_param_from_row(r) for r in rows]
+        row = con.execute("SELECT length(counts) FROM histograms LIMIT 1").fetchone()
+        if row is not None and row[0]:
+            self._bins = row[0] // 8
 
     def _connect_existing(self) -> sqlite3.Connection:
         try:
@@ -656,13 +661,21 @@ class RunWriter:
         records = list(records)
         P = 0 if self._params is None else len(self._params)
         batch = _Batch()
+        bins = self._bins
         for i, rec in enumerate(records):
             batch.add(rec, i, P, self._params is not None)
+            if rec.hist_counts is not None:
+                B = np.shape(rec.hist_counts)[-1]
+                if bins is not None and B != bins:
+                    raise ValueError(f"records[{i}].hist_counts: this run's histograms have "
+                                     f"{bins} bins; got {B}")
+                bins = B
         if not records:
             return
         with self._lock:
             self._check_open()
             self._transaction(batch.execute)
+            self._bins = bins
 
     def set_meta(self, **values) -> None:
         """Store extra run metadata (JSON-able values; ``meta[key] = json.dumps(value)``).
@@ -1187,10 +1200,12 @@ class Run:
         steps = np.array([s[0] for s in steps], np.int64)
         if not rows:
             return steps, np.full((P, len(steps)), np.nan)
-        a = np.array(rows, dtype=object)
+        a = np.array(rows, dtype=np.float64)                  # NULL (None) -> NaN
         p = a[:, 0].astype(np.int64)
         s = a[:, 1].astype(np.int64)
-        v = np.array(a[:, 2].tolist(), dtype=np.float64)      # None -> NaN
+        v = a[:, 2]
+        if np.abs(a[:, 1]).max() >= 2.0 ** 53:               # steps beyond float64's integers
+            s = np.array([r[1] for r in rows], np.int64)
         ok = (p >= 0) & (p < P)
         p, s, v = p[ok], s[ok], v[ok]
         steps = np.union1d(steps, s)        # a row at a step not flagged recorded still shows

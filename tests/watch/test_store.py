@@ -476,3 +476,19 @@ def test_lock_released_by_gc_and_not_held_by_forked_children(tmp_path):
                 os.kill(worker, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_bins_fixed_per_run_and_odd_paths(tmp_path):
+    store = tmp_path / "a dir #1?x"                        # quoted in the read-only URI
+    with RunWriter(store) as w:
+        w.define_params(fresh_params())
+        w.write([make_record(0)])
+    rec = make_record(1)
+    rec.hist_counts = rec.hist_counts[..., :4]
+    with RunWriter(store, mode="append") as w:             # B read back from the file
+        with pytest.raises(ValueError, match=r"records\[0\]\.hist_counts: this run's "
+                                             r"histograms have 8 bins; got 4"):
+            w.write([rec])
+    with open_run(store) as run:
+        assert run.name == "a dir #1?x" and run.steps().tolist() == [0]
+        assert run.histograms(0, "weight")[1].counts.shape == (1, B)
