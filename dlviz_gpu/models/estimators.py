@@ -755,8 +755,7 @@ class Classifier:
         dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
         flags = [(m, m.training) for m in module.modules()]
         n = points.shape[0]
-        codes = torch.empty(n, dtype=torch.int64)
-        conf = torch.empty(n, dtype=torch.float64)
+        codes = np.empty(n, dtype=np.int64)
         scores = None
         try:
             module.eval()
@@ -782,10 +781,10 @@ class Classifier:
                         raise ValueError(f"estimator: expected logits of shape (B, K) or (B,); "
                                          f"got {tuple(out.shape)}")
                     if scores is None:
-                        scores = torch.empty((n, p.shape[1]), dtype=torch.float32)
-                    scores[s:s + c.numel()] = p.cpu()
-                    codes[s:s + c.numel()] = c.cpu()
-                    conf[s:s + c.numel()] = p.gather(1, c[:, None])[:, 0].cpu().double()
+                        scores = np.empty((n, p.shape[1]), dtype=np.float32)
+                    e = s + c.numel()
+                    scores[s:e] = p.cpu().numpy()
+                    codes[s:e] = c.cpu().numpy()
         finally:
             for m, flag in flags:
                 m.training = flag
@@ -795,8 +794,10 @@ class Classifier:
         elif k and len(self.labels) != k:
             raise ValueError(f"class_names: expected {k} names (the module has {k} outputs); "
                              f"got {len(self.labels)}")
-        return {"codes": codes.numpy(), "confidence": conf.numpy(),
-                "scores": None if scores is None else scores.numpy().astype(np.float64)}
+        if scores is None:
+            return {"codes": codes, "confidence": np.ones(n), "scores": None}
+        conf = np.take_along_axis(scores, codes[:, None], axis=1)[:, 0].astype(np.float64)
+        return {"codes": codes, "confidence": conf, "scores": scores}
 
     def check_width(self, X: np.ndarray, name: str = "X") -> None:
         """Evaluate the first row of ``X`` once, turning a failure into an error naming ``X``."""
@@ -966,7 +967,7 @@ class SurfaceGrid:
         (see :meth:`Classifier.evaluate`).
     strength : (H, W) float64
         ``confidence`` mapped to [0, 1] (the colour's saturation).
-    scores : (H, W, K) float64 or None
+    scores : (H, W, K) float64 (float32 for torch modules) or None
         Per-class probabilities or decision values.
     labels : list of str
     method : str

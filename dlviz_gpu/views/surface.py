@@ -66,6 +66,13 @@ SV_RADIUS = 5
 PAD = 0.05
 #: Per-class values in the hover up to this many classes.
 HOVER_CLASSES = 12
+#: Shades per class between MIN_TINT and MAX_TINT (a lookup table: the strength
+#: in [0, 1] is rounded to 1/255).
+LEVELS = 256
+#: Values of ``hover``: every plane (class, confidence, per-class values,
+#: samples), the class planes only (class, confidence, samples), or none (the
+#: picture alone: a quarter of the bytes per zoom of "full" with 3 classes).
+HOVERS = ("full", "class", "none")
 #: Sigma contours of the naive Bayes densities.
 DENSITY_SIGMAS = (1.0, 2.0, 3.0)
 
@@ -127,13 +134,15 @@ class SurfaceView:
     def __init__(self, estimator, X, y=None, features=(0, 1), plane: str = "median",
                  response: str = "auto", support_vectors: bool = True,
                  densities: bool = False, class_names=None, feature_names=None,
-                 pixel_ratio: float = 1.0, width: int = 800, height: int = 600):
+                 pixel_ratio: float = 1.0, width: int = 800, height: int = 600,
+                 hover: str | None = "full"):
         self.width = check_size(width, "width")
         self.height = check_size(height, "height")
         if not (isinstance(pixel_ratio, (int, float)) and not isinstance(pixel_ratio, bool)
                 and 0 < pixel_ratio <= 4):
             raise ValueError(f"pixel_ratio: expected a number in (0, 4]; got {pixel_ratio!r}")
         self.pixel_ratio = float(pixel_ratio)
+        self.hover = style.check_choice("none" if hover is None else hover, "hover", HOVERS)
         for flag, name in ((support_vectors, "support_vectors"), (densities, "densities")):
             if not isinstance(flag, (bool, np.bool_)):
                 raise TypeError(f"{name}: expected True or False; got {flag!r}")
@@ -149,6 +158,10 @@ class SurfaceView:
         self.labels = list(self.model.labels)
         self.colors = class_colours(len(self.labels))
         self._rgb = _hex_to_rgb(self.colors)
+        # (K, LEVELS, 3) uint8: class colour tinted over white by the strength level
+        amount = MIN_TINT + (MAX_TINT - MIN_TINT) * np.linspace(0.0, 1.0, LEVELS)
+        self.lut = np.stack([np.clip(np.rint(tint(np.repeat(c[None], LEVELS, 0), amount)),
+                                     0, 255) for c in self._rgb]).astype(np.uint8)
         self.model.calibrate(self.X)
         self.sv = self._support_vectors() if support_vectors else None
         self.nb = self._naive_bayes() if densities else None
@@ -307,11 +320,10 @@ class SurfaceView:
 
     # -- pictures ---------------------------------------------------------------------
     def rgb(self, g: SurfaceGrid) -> np.ndarray:
-        """(H, W, 3) uint8 picture of a grid: tinted class colours, samples, support vectors."""
-        amount = MIN_TINT + (MAX_TINT - MIN_TINT) * g.strength
-        h, w = g.classes.shape
-        img = tint(self._rgb[g.classes.ravel()], amount.ravel()).reshape(h, w, 3)
-        return img
+        """(H, W, 3) uint8 picture of a grid: each cell its class colour tinted over white,
+        ``MIN_TINT`` (undecided) to ``MAX_TINT`` (certain) by the rounded strength."""
+        level = np.rint(g.strength * (LEVELS - 1)).astype(np.intp)
+        return self.lut[g.classes, level]
 
     def _overlay_points(self, img: np.ndarray, g: SurfaceGrid) -> np.ndarray:
         """Samples (coloured dots with a dark ring) and support-vector rings, drawn in place."""
@@ -336,17 +348,17 @@ class SurfaceView:
                 filled = count > 0
                 codes = np.where(_disc(filled, POINT_RADIUS), 0, -1)
             ring = _disc(filled, POINT_RADIUS + 1)
-            img[ring & (codes < 0)] = _hex_to_rgb([RING])[0]
+            img[ring & (codes < 0)] = _hex_to_rgb([RING])[0].astype(np.uint8)
             dot = codes >= 0
             if self.codes is not None:
-                img[dot] = self._rgb[codes[dot]]
+                img[dot] = self._rgb[codes[dot]].astype(np.uint8)
             else:
-                img[dot] = _hex_to_rgb([UNLABELLED])[0]
+                img[dot] = _hex_to_rgb([UNLABELLED])[0].astype(np.uint8)
         if self.sv is not None and self.sv.shape[0]:
             r = rasterize_points(self.sv[:, 0], self.sv[:, 1], width=w, height=h,
                                  x_range=(x0, x1), y_range=(y0, y1), stats=("count",))
             has = r["count"] > 0
-            img[_ring(has, SV_RADIUS, SV_RADIUS + 1)] = 0.0
+            img[_ring(has, SV_RADIUS, SV_RADIUS + 1)] = 0
         return count
 
     def _density_paths(self, g: SurfaceGrid):
@@ -372,8 +384,7 @@ class SurfaceView:
         g = self.grid(x_range, y_range, width, height)
         img = self.rgb(g)
         count = self._overlay_points(img, g)
-        out = {"grid": g, "rgb": np.clip(np.rint(img), 0, 255).astype(np.uint8),
-               "count": count}
+        out = {"grid": g, "rgb": img, "count": count}
         if self.nb is not None:
             out["densities"] = self._density_paths(g)
         with self._lock:
@@ -396,10 +407,34 @@ class SurfaceView:
             t += "\n" + self.plane.description
         return t
 
+    def _hover_image(self, hv, res: dict, bounds, kd):
+        """An invisible image over the picture that carries the hover's numbers."""
+        from bokeh.models import CustomJSHover
+
+        g = res["grid"]
+        planes = [("class", g.classes.astype(np.float32), "class"),
+                  ("confidence", g.confidence.astype(np.float32), "confidence")]
+        if self.hover == "full" and g.scores is not None and \
+                g.scores.shape[2] <= HOVER_CLASSES:
+            kind = "p" if self.model.method != "decision_function" else "score"
+            for k in range(g.scores.shape[2]):
+                planes.append((f"s{k}", g.scores[..., k].astype(np.float32),
+                               f"{kind}({self.labels[k] if k < len(self.labels) else k})"))
+        planes.append(("samples", res["count"].astype(np.float32), "samples"))
+        data = np.dstack([p[::-1] for _, p, _ in planes])
+        vd = [hv.Dimension(n, label=lab) for n, _, lab in planes]
+        tips = [("x", "$x{%.4g}"), ("y", "$y{%.4g}"), ("class", "@{image}{custom}")]
+        tips += [(lab, f"@{{{n}}}{{0.000}}") for n, _, lab in planes[1:-1]]
+        tips.append(("samples", "@{samples}{0,0}"))
+        fmts = {"$x": "printf", "$y": "printf",
+                "@{image}": CustomJSHover(args={"names": list(self.labels)}, code=_CLASS_JS)}
+        return hv.Image(data, bounds=bounds, kdims=kd, vdims=vd, group="Hover").opts(
+            backend="bokeh", alpha=0, colorbar=False, cmap=["#000000", "#000000"],
+            tools=["hover"], hover_tooltips=tips, hover_formatters=fmts)
+
     def element(self, x_range=None, y_range=None, width=None, height=None):
         """The HoloViews overlay of one window (what each zoom shows)."""
         hv = style.ensure_bokeh()
-        from bokeh.models import CustomJSHover
 
         # HoloViews asks for the first frame twice while it builds a plot: a model
         # evaluation can take a while, so the same window and size reuse the last frame
@@ -417,26 +452,9 @@ class SurfaceView:
             backend="bokeh", frame_width=self.width, frame_height=self.height,
             title=self.title(), xlabel=self.plane.xlabel, ylabel=self.plane.ylabel,
             active_tools=["wheel_zoom"], legend_position="right")
-        # an invisible image on top carries the hover's numbers
-        planes = [("class", g.classes.astype(np.float32), "class"),
-                  ("confidence", g.confidence.astype(np.float32), "confidence")]
-        if g.scores is not None and g.scores.shape[2] <= HOVER_CLASSES:
-            kind = "p" if self.model.method != "decision_function" else "score"
-            for k in range(g.scores.shape[2]):
-                planes.append((f"s{k}", g.scores[..., k].astype(np.float32),
-                               f"{kind}({self.labels[k] if k < len(self.labels) else k})"))
-        planes.append(("samples", res["count"].astype(np.float32), "samples"))
-        data = np.dstack([p[::-1] for _, p, _ in planes])
-        vd = [hv.Dimension(n, label=lab) for n, _, lab in planes]
-        tips = [("x", "$x{%.4g}"), ("y", "$y{%.4g}"), ("class", "@{image}{custom}")]
-        tips += [(lab, f"@{{{n}}}{{0.000}}") for n, _, lab in planes[1:-1]]
-        tips.append(("samples", "@{samples}{0,0}"))
-        fmts = {"$x": "printf", "$y": "printf",
-                "@{image}": CustomJSHover(args={"names": list(self.labels)}, code=_CLASS_JS)}
-        hover = hv.Image(data, bounds=bounds, kdims=kd, vdims=vd, group="Hover").opts(
-            backend="bokeh", alpha=0, colorbar=False, cmap=["#000000", "#000000"],
-            tools=["hover"], hover_tooltips=tips, hover_formatters=fmts)
-        layers = [rgb, hover]
+        layers = [rgb]
+        if self.hover != "none":
+            layers.append(self._hover_image(hv, res, bounds, kd))
         if "densities" in res:
             for k, lines in enumerate(res["densities"]):
                 path = hv.Path(lines, kdims=kd, group="Density")
@@ -455,7 +473,7 @@ def decision_surface(estimator, X, y=None, features=(0, 1), plane: str = "median
                      response: str = "auto", width: int = 800, height: int = 600,
                      support_vectors: bool = True, densities: bool = False, *,
                      class_names=None, feature_names=None, pixel_ratio: float = 1.0,
-                     dynamic: bool = True):
+                     hover: str | None = "full", dynamic: bool = True):
     """A zoomable decision surface: the classifier evaluated at every pixel of the view.
 
     Parameters
@@ -495,6 +513,12 @@ def decision_surface(estimator, X, y=None, features=(0, 1), plane: str = "median
     pixel_ratio : float
         Grid cells per screen pixel along each axis (0.5: a quarter of the
         evaluations for slow models).
+    hover : {"full", "class", "none"}
+        What the hover shows, and so what each zoom sends besides the picture
+        (float32 planes of the canvas size): ``"full"`` the class,
+        confidence, per-class probabilities or decision values (up to 12
+        classes) and samples in the pixel; ``"class"`` without the per-class
+        values; ``"none"`` (or None) no hover, the picture alone.
     dynamic : bool
         ``True``: a ``DynamicMap`` that re-evaluates the visible window on
         every zoom and resize.  ``False``: one frame of the default window.
@@ -520,7 +544,7 @@ def decision_surface(estimator, X, y=None, features=(0, 1), plane: str = "median
     view = SurfaceView(estimator, X, y=y, features=features, plane=plane, response=response,
                        support_vectors=support_vectors, densities=densities,
                        class_names=class_names, feature_names=feature_names,
-                       pixel_ratio=pixel_ratio, width=width, height=height)
+                       pixel_ratio=pixel_ratio, width=width, height=height, hover=hover)
     if not dynamic:
         return view.element()
 

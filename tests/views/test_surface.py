@@ -24,8 +24,8 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.svm import SVC  # noqa: E402
 
 from dlviz_gpu.models.estimators import evaluate_points  # noqa: E402
-from dlviz_gpu.views.surface import (MAX_TINT, MIN_TINT, SV_RADIUS, SurfaceView,  # noqa: E402
-                                     decision_surface)
+from dlviz_gpu.views.surface import (LEVELS, MAX_TINT, MIN_TINT, SV_RADIUS,  # noqa: E402
+                                     SurfaceView, decision_surface)
 from dlviz_gpu.views.tree import _hex_to_rgb, class_colours  # noqa: E402
 
 
@@ -130,7 +130,8 @@ def test_colours_confidence_points_and_hover(iris2):
     res = view.planes()
     g = res["grid"]
     colours = _hex_to_rgb(class_colours(3))
-    amount = MIN_TINT + (MAX_TINT - MIN_TINT) * g.strength
+    # the strength rounded to 1/255 (a lookup table of LEVELS shades per class)
+    amount = MIN_TINT + (MAX_TINT - MIN_TINT) * np.rint(g.strength * (LEVELS - 1)) / (LEVELS - 1)
     expected = 255 - amount[..., None] * (255 - colours[g.classes])
     no_point = res["count"] == 0
     # cells far from every sample show the tinted class colour exactly
@@ -157,6 +158,17 @@ def test_colours_confidence_points_and_hover(iris2):
     assert {"p(se)", "p(ve)", "p(vi)", "confidence", "samples"} <= set(tips)
     legend = [item.label["value"] for item in plot.state.legend[0].items]
     assert legend == ["se", "ve", "vi"]
+    # fewer hover planes, fewer bytes per zoom
+    small = SurfaceView(est, X, y, class_names=["se", "ve", "vi"], width=200, height=150,
+                        hover="class")
+    splot = render(small.element())
+    tips = [t[0] for p in splot.subplots.values() if "hover" in p.handles
+            for t in p.handles["hover"].tooltips]
+    assert tips == ["x", "y", "class", "confidence", "samples"]
+    bare = render(SurfaceView(est, X, y, hover=None, width=200, height=150).element())
+    assert not [p for p in bare.subplots.values() if "hover" in p.handles]
+    with pytest.raises(ValueError, match="hover: expected one of full, class, none; got 'all'"):
+        SurfaceView(est, X, y, hover="all")
     assert plot.state.xaxis[0].axis_label == "petal length (cm)"
 
 
