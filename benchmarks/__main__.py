@@ -71,6 +71,16 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--quick", action="store_true", help="the prepared cache only")
     d.add_argument("--out", default=DEFAULT_OUT, help="folder for the JSON (default: %(default)s)")
 
+    m = sub.add_parser("models", help="decision surfaces vs sklearn's DecisionBoundaryDisplay "
+                                      "(same classes, time per view), torch MLP zoom, tree "
+                                      "and graph layout")
+    m.add_argument("--quick", action="store_true", help="smaller grid (200^2), fewer repeats")
+    m.add_argument("--out", default=DEFAULT_OUT, help="folder for the JSON (default: %(default)s)")
+    m.add_argument("--repeats", type=int, default=None, help="timed repeats per row")
+    m.add_argument("--grid", type=int, default=None,
+                   help="cells per side of the comparison grid (default 400, 200 with --quick)")
+    m.add_argument("--no-graph", action="store_true", help="skip the structure-graph rows")
+
     g = sub.add_parser("gpu", help="the GPU check: compile, compare with the CPU, time vs torch")
     g.add_argument("--out", default=DEFAULT_OUT, help="folder for the JSON (default: %(default)s)")
     g.add_argument("--quick", action="store_true", help="fewer dtypes and repeats")
@@ -108,6 +118,12 @@ def main(argv=None) -> int:
             _parser().error(f"--size-gib: expected a positive number; got {args.size_gib}")
         return run_checkpoint(quick=args.quick, out_dir=args.out, size_gib=args.size_gib,
                               shape=shape, keep=args.keep, repeats=args.repeats)
+    if args.suite == "models":
+        from .models import run as run_models
+
+        run_models(quick=args.quick, out_dir=args.out, repeats=args.repeats, grid=args.grid,
+                   graph=not args.no_graph)
+        return 0
     if args.suite == "demo":
         from .demo import run as run_demo
 
