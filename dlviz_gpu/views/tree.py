@@ -37,6 +37,9 @@ EDGE_COLOR = "#9a9a9a"
 OUTLINE = "#505050"
 #: Lightest colour fraction of a maximally mixed node (0 would be pure white).
 MIN_TINT = 0.08
+#: The one point of a legend entry: not drawn (NaN), but BokehJS draws no legend
+#: swatch for a glyph without data.
+_LEGEND_POINT = [(float("nan"), float("nan"))]
 #: Shades per class from mixed (nearly white) to pure (the class colour).
 TINT_LEVELS = 16
 #: Classes named in a node's hover distribution (the largest ones).
@@ -160,9 +163,9 @@ class TreeView:
         self.columns = cols
         # text for the labels of a zoomed-in window
         if nd.is_classifier:
-            leaf_text = [f"{c}\n{s:,}" for c, s in zip(cols["class"], cols["samples"])]
+            leaf_text = [f"{c}\nn={s:,}" for c, s in zip(cols["class"], cols["samples"])]
         else:
-            leaf_text = [f"{_fmt(v)}\n{s:,}" for v, s in zip(cols["value"], cols["samples"])]
+            leaf_text = [f"{_fmt(v)}\nn={s:,}" for v, s in zip(cols["value"], cols["samples"])]
         two_lines = np.array([t.replace(" <= ", "\n<= ") for t in split[ids]], dtype=object)
         text = np.where(leaf[ids], np.array(leaf_text, dtype=object), two_lines).astype(object)
         fold_ids = folded[ids]
@@ -241,7 +244,7 @@ class TreeView:
                                     **common))
         if nd.is_classifier:
             for name, col in zip(nd.class_names, self.class_colors):
-                layers.append(hv.Points([], kdims=kd, label=name).opts(
+                layers.append(hv.Points(_LEGEND_POINT, kdims=kd, label=name).opts(
                     backend="bokeh", color=col, size=8))
         return hv.Overlay(layers)
 
