@@ -12,6 +12,13 @@ enough nodes are in view, each shows its split or its class as text.
 ``max_depth`` folds the tree: an inner node at that depth stands for its whole
 subtree (a square, with the subtree's node count in the hover).
 
+Hover, per node: its id, depth, split (``feature <= threshold``; "leaf"),
+training samples reaching it (``n_node_samples``), the class distribution as
+weighted counts (in a bagged forest these count bootstrap draws, so they can
+sum to more than the samples), the majority class and its share (purity),
+and the impurity under the tree's criterion; for regression and boosting
+trees the node's value instead of the classes.
+
 Colours: a classifier's node takes its majority class's colour (the palette
 the scatter uses for categories), lighter the more mixed the node is
 (white = as mixed as it can be, full colour = pure); a regression tree's node

@@ -446,6 +446,13 @@ def test_torch_module_in_batches_is_torch_argmax(iris):
     np.testing.assert_allclose(g1.confidence.ravel(),
                                torch.sigmoid(z.abs()).double().numpy(), rtol=1e-6)
     assert m1.method == "sigmoid" and g1.labels == ["no", "yes"]
+    # float64 parameters: evaluated in float64
+    m64 = _mlp(seed=3).double()
+    g64 = E.evaluate_grid(E.Classifier(m64), plane, (0, 8), (-1, 3), 13, 7)
+    m64.eval()
+    with torch.no_grad():
+        ref = m64(torch.tensor(plane.lift(*np.meshgrid(g64.x, g64.y)), dtype=torch.float64))
+    np.testing.assert_array_equal(g64.classes.ravel(), ref.argmax(1).numpy())
     with pytest.raises(ValueError, match="response: a torch module gives logits"):
         E.Classifier(module, response="decision_function")
     with pytest.raises(ValueError, match=r"X: the module could not evaluate rows of 4 features "
