@@ -292,7 +292,7 @@ def _zoom_rows(net, X, y, cfg, bar) -> list[Row]:
                    "patch_bytes": [r["patch_bytes"] for r in recs]}),
         Row(f"torch MLP {w}x{h}: grid alone", time_s=t_grid, value=t_grid * 1e3,
             metric="ms median", note="SurfaceView.grid: 480,000 cells, one batched forward "
-                                     "per 65,536 rows, softmax",
+                                     "per 16,384 rows (TORCH_BATCH), softmax",
             extra={"times_s": tl_grid}),
     ]
 
