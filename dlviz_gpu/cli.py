@@ -147,16 +147,21 @@ def build_parser() -> argparse.ArgumentParser:
     ren.set_defaults(run=_cmd_render)
 
     srv = sub.add_parser(
-        "serve", help="the dashboard of a checkpoint in the browser (re-aggregates on zoom)",
+        "serve", help="the dashboard of a checkpoint, or of training runs, in the browser",
         description="Serve the dashboard of a checkpoint on a local Bokeh server: a searchable "
                     "tree of tensors, the chosen tensor as a zoomable heatmap (each zoom "
                     "re-aggregates the visible window exactly), its histogram and exact "
                     "statistics, parameters and norms per layer, and the module summary.  "
-                    "Files are memory-mapped: only the tensors shown are read.",
+                    "Files are memory-mapped: only the tensors shown are read.  Given runs "
+                    "recorded by dv.watch, it serves their training views instead (loss and "
+                    "learning rate, gradient flow, update ratios, distributions over time, "
+                    "weights over time, alerts), following a run while it is written.",
         epilog="Stop it with Ctrl-C.  The server binds 127.0.0.1 (this machine only) unless "
                "--address names another interface, which also needs "
                "--allow-websocket-origin.")
-    srv.add_argument("paths", nargs="+", metavar="PATH", help=paths_help)
+    srv.add_argument("paths", nargs="+", metavar="PATH",
+                     help=paths_help + "; or training runs recorded by dv.watch (a run "
+                          "directory or its .sqlite file; several runs are compared)")
     _server_options(srv)
     srv.set_defaults(run=_cmd_serve)
 
@@ -170,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--steps", type=_positive_int, metavar="N",
                       help="stop training after N steps (default: train until stopped)")
     demo.add_argument("--seed", type=int, default=0, help="model and data seed (default: 0)")
+    demo.add_argument("--store", metavar="DIR", default=None,
+                      help="record the training here with dv.watch (default: "
+                           "runs/demo-YYYYmmdd-HHMMSS under the current folder; open it "
+                           "again later with 'dlviz serve DIR')")
+    demo.add_argument("--no-watch", action="store_true",
+                      help="train without recording (no training views)")
     demo.add_argument("--prepare", action="store_true",
                       help="compile the engine's kernels into Numba's disk cache and exit "
                            "(scripts/demo.sh does it once at setup, so the first page opens "
@@ -800,6 +811,13 @@ def _cmd_serve(args) -> int:
     t0 = time.perf_counter()
     _check_server_args(args)
     from .app.dashboard import Dashboard
+    runs = [_is_run(p) for p in args.paths]
+    if any(runs):
+        if not all(runs):
+            bad = [p for p, r in zip(args.paths, runs) if not r]
+            raise UsageError(f"PATH: expected only runs (dv.watch stores) or only checkpoints; "
+                             f"{', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not a run")
+        return _serve_runs(args, t0)
 
     cat = _open(args.paths)
     title = ", ".join(os.path.basename(os.path.normpath(p)) for p in args.paths)
@@ -810,27 +828,79 @@ def _cmd_serve(args) -> int:
     return _run_server(board, args, t0)
 
 
+def _is_run(path: str) -> bool:
+    """A run of dv.watch: a directory holding run.sqlite, or a .sqlite / .db file."""
+    from .watch.store import run_file
+
+    p = run_file(path)
+    return p.is_file() and (os.path.isdir(path) or os.path.splitext(path)[1].lower()
+                            in (".sqlite", ".db"))
+
+
+def _serve_runs(args, t0: float) -> int:
+    from .app.runs import RunBoard
+    from .watch.store import SchemaVersionError
+
+    try:
+        board = RunBoard(args.paths)
+    except SchemaVersionError as err:
+        raise NothingToShow(str(err)) from err
+    return _run_server(board, args, t0)
+
+
 def _cmd_demo(args) -> int:
     t0 = time.perf_counter()
     _check_server_args(args)
-    from .app.dashboard import Dashboard
-    from .app.demo import Trainer, build_model, demo_input
+    from .app.demo import Trainer, build_model
 
     model = build_model(seed=args.seed)
-    trainer = Trainer(model, steps=args.steps, seed=args.seed)
+    tmp = None
+    watch = None
+    if args.prepare:
+        import tempfile
+
+        tmp = tempfile.mkdtemp(prefix="dlviz-demo-prepare-")
+        watch = dict(store=os.path.join(tmp, "run"), **DEMO_WATCH)
+    elif not args.no_watch:
+        store = args.store or os.path.join("runs", time.strftime("demo-%Y%m%d-%H%M%S"))
+        watch = dict(store=store, **DEMO_WATCH)
+    try:
+        trainer = Trainer(model, steps=args.steps, seed=args.seed, watch=watch)
+    except (ValueError, RuntimeError) as err:     # the store cannot be written, or is in use
+        raise UsageError(f"--store: {err}") from err
+    try:
+        return _demo(args, t0, model, trainer)
+    finally:
+        trainer.close()
+        if tmp is not None:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+#: How ``dlviz demo`` records its training (see :func:`dlviz_gpu.watch`).
+DEMO_WATCH = dict(every=2, bins=64, snapshot_every=20, dead_after=20)
+
+
+def _demo(args, t0, model, trainer) -> int:
+    from .app.dashboard import Dashboard
+    from .app.demo import demo_input
+
     shape, dtype = demo_input(model)
     board = Dashboard(model, input_shape=shape, input_dtype=dtype, trainer=trainer,
                       title=f"dlviz demo: {type(model).__name__}, training on synthetic data")
     if args.prepare:
+        trainer.run_steps(2)        # the watch's kernels, and a run for the training views
+        trainer.watch.flush()
         board.warm()
         print(f"dlviz: kernels compiled and cached in {time.perf_counter() - t0:.1f} s",
               flush=True)
         return 0
+    if trainer.watch is not None:
+        print(f"dlviz: recording the training to {trainer.watch.path.parent} (open it again "
+              f"with: dlviz serve {trainer.watch.path.parent})", flush=True)
     trainer.start()
-    try:
-        return _run_server(board, args, t0)
-    finally:
-        trainer.stop()
+    return _run_server(board, args, t0)
 
 
 if __name__ == "__main__":  # python -m dlviz_gpu.cli

@@ -585,10 +585,33 @@ def test_serve_on_a_port_in_use_exits_1_with_a_hint(capsys, files):
     assert f"is port {port} in use? --port 0 picks a free one" in err
 
 
-def test_demo_prepare_compiles_and_exits_without_training(capsys):
+def test_demo_prepare_compiles_and_exits_leaving_nothing_behind(capsys, tmp_path, monkeypatch):
     import threading
 
+    monkeypatch.chdir(tmp_path)
     code, out, err = run(capsys, "demo", "--prepare")
     assert code == 0, err
     assert re.fullmatch(r"dlviz: kernels compiled and cached in [\d.]+ s\n", out)
     assert not any(t.name.startswith("dlviz") for t in threading.enumerate() if t.is_alive())
+    assert list(tmp_path.iterdir()) == []      # its two watched steps went to a temporary run
+
+
+def test_demo_store_that_cannot_be_written_exits_2(capsys, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, out, err = run(capsys, "demo", "--store", blocker / "run", "--port", "0",
+                         "--no-browser")
+    assert code == 2 and out == ""
+    assert "--store: store: cannot write" in err
+
+
+def test_serve_refuses_runs_mixed_with_checkpoints(capsys, files, tmp_path):
+    from dlviz_gpu.watch import RunWriter
+
+    with RunWriter(tmp_path / "run1"):
+        pass
+    code, out, err = run(capsys, "serve", tmp_path / "run1", files["single"], "--port", "0",
+                         "--no-browser")
+    assert code == 2
+    assert "expected only runs (dv.watch stores) or only checkpoints" in err
+    assert files["single"].name in err

@@ -73,6 +73,12 @@ class Dashboard:
         overlap a forward pass in another thread).
     initial : str, optional
         The tensor shown first (default: the largest drawable one).
+    run : path or dlviz_gpu.watch.Run, optional
+        A recorded training run (:func:`dlviz_gpu.watch`) of this model: its
+        tabs (curves, gradient flow, update ratio, distributions, weights
+        over time, alerts; :mod:`dlviz_gpu.app.runs`) join the page and
+        follow the run while it is written.  Default: the trainer's run,
+        when it has one.
 
     Raises
     ------
@@ -82,14 +88,18 @@ class Dashboard:
     """
 
     def __init__(self, source, *, input_shape=None, input_dtype=None, title=None, trainer=None,
-                 initial=None):
+                 initial=None, run=None):
         from ..models.catalog import plan
+        from ..watch.store import Run, open_run
 
         self.module = source if models.catalog._is_module(source) else None
         self.catalog = models.open(source)
         self.input_shape = input_shape
         self.input_dtype = input_dtype
         self.trainer = trainer
+        if run is None and trainer is not None and getattr(trainer, "watch", None) is not None:
+            run = trainer.watch.path
+        self.run = run if run is None or isinstance(run, Run) else open_run(run)
         self.title = title or self._default_title(source)
         self.layouts = {info.name: layout for info, layout, _ in plan(self.catalog.infos)
                         if layout is not None}
@@ -216,6 +226,10 @@ class Dashboard:
             describe(self.matrix(strips[0]))
         if self.trainer is not None:  # the loss curve
             dv.decimate(np.zeros(4), x=np.arange(4.0), width=4)
+        if self.run is not None:      # the training views' kernels
+            from .runs import warm_views
+
+            warm_views(self.run)
         self.summary()
 
     # -- per-layer norms ------------------------------------------------------------
@@ -369,15 +383,27 @@ class DashboardSession:
         header = [pn.pane.Markdown(f"## {html.escape(board.title)}\n{board.headline()}"
                                    f" &middot; {html.escape(where)}",
                                    sizing_mode="stretch_width")]
+        self.run_session = None
+        if board.run is not None:
+            from .runs import RunSession
+
+            self.run_session = RunSession([board.run], periodic=False)
+            tabs[1:1] = self.run_session.tabs
         if board.trainer is not None:
             self.status = pn.pane.Markdown(self._status_text(), sizing_mode="stretch_width")
             self.follow = pn.widgets.Checkbox(label="follow the training (re-aggregate the "
                                                    "live weights every few seconds)", value=True)
-            self.loss_pane = pn.pane.HoloViews(self._make_loss(), sizing_mode="fixed")
             header += [self.status, self.follow]
-            tabs.insert(1, pn.Column(self.loss_pane, name="Training"))
+            if self.run_session is None:
+                self.loss_pane = pn.pane.HoloViews(self._make_loss(), sizing_mode="fixed")
+                tabs.insert(1, pn.Column(self.loss_pane, name="Training"))
+        if board.trainer is not None or (board.run is not None and board.run.live):
             pn.state.add_periodic_callback(self._tick, period=int(FOLLOW_SECONDS * 1000))
-        self.tabs = pn.Tabs(*tabs, dynamic=False)
+        self.tabs = pn.Tabs(*tabs, dynamic=True)      # only the tab on screen is rendered
+        if self.run_session is not None:      # it redraws only the tab on screen
+            self.run_session.set_visible(tabs[0].name)
+            self.tabs.param.watch(
+                lambda event: self.run_session.set_visible(self.tabs[event.new].name), "active")
         self.layout = pn.Column(
             *header,
             pn.Row(pn.Column(self.search, self.tensor, self.tree, width=380), self.tabs),
@@ -572,10 +598,14 @@ class DashboardSession:
         return dv.curve(loss, x=steps, smoothing=0.9, label="loss", width=760, height=320)
 
     def _tick(self) -> None:
-        self.status.object = self._status_text()
-        if self.follow.value:
-            self.refresh(keep_zoom=True)
-            self.loss_pane.object = self._make_loss()
+        if self.board.trainer is not None:
+            self.status.object = self._status_text()
+            if self.follow.value:
+                self.refresh(keep_zoom=True)
+                if self.run_session is None:
+                    self.loss_pane.object = self._make_loss()
+        if self.run_session is not None:
+            self.run_session.tick()
 
 
 def dashboard(source, **kwargs) -> Dashboard:

@@ -403,6 +403,11 @@ class Trainer:
         Overrides the synthetic data (then ``seed`` is unused).
     clip : float
         Gradients are clipped to this global norm.
+    watch : dict, optional
+        Arguments of :func:`dlviz_gpu.watch` (``store=`` at least): every step
+        is then logged to that run (loss, learning rate, the gradient norm
+        before clipping, and the tensors at its recorded steps).  The run is
+        closed by :meth:`close`, or when ``steps`` are done.
 
     Attributes
     ----------
@@ -428,7 +433,8 @@ class Trainer:
 
     def __init__(self, model: nn.Module, *, steps: int | None = None, batch: int = 16,
                  lr: float = 3e-3, warmup: int = 50, seed: int = 0, threads: int = 1,
-                 data: Iterator[torch.Tensor] | None = None, clip: float = 1.0):
+                 data: Iterator[torch.Tensor] | None = None, clip: float = 1.0,
+                 watch: dict | None = None):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model: expected a torch.nn.Module; got {type(model).__name__}")
         if steps is not None:
@@ -467,6 +473,14 @@ class Trainer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._times: deque = deque(maxlen=21)  # (time, step) of the last steps, for steps/s
+        if watch is not None and not isinstance(watch, dict):
+            raise TypeError(f"watch: expected a dict of dv.watch arguments or None; got "
+                            f"{type(watch).__name__}")
+        self.watch = None
+        if watch is not None:
+            from ..watch.recorder import watch as start_watch
+
+            self.watch = start_watch(model, self.optimizer, **watch)
 
     # -- schedule -----------------------------------------------------------------------
     def lr_at(self, step: int) -> float:
@@ -496,6 +510,20 @@ class Trainer:
                                         daemon=True)
         self._thread.start()
         return self
+
+    def run_steps(self, n: int) -> None:
+        """Train ``n`` steps in the calling thread (not while :meth:`start` runs)."""
+        n = _check_int("n", n, 1)
+        if self.running:
+            raise RuntimeError("Trainer.run_steps: the training thread is running")
+        for _ in range(n):
+            self._one_step()
+
+    def close(self) -> None:
+        """Stop the training and close its run store, if it has one (idempotent)."""
+        self.stop()
+        if self.watch is not None:
+            self.watch.close()
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Ask the loop to stop after the current step and wait up to ``timeout`` seconds.
@@ -563,10 +591,17 @@ class Trainer:
             self.model.train()
             while not self._stop.is_set() and (self.steps is None or self.step < self.steps):
                 self._one_step()
+            if self.watch is not None and self.steps is not None and self.step >= self.steps:
+                self.watch.close()          # finished: the run is marked closed
         except BaseException as err:  # kept for the caller; the thread never dies silently
             self.error = err
         finally:
             torch.set_num_threads(previous)
+            if self.watch is not None and not self.watch.closed:
+                try:
+                    self.watch.flush()
+                except RuntimeError as err:
+                    self.error = self.error or err
 
     def _one_step(self) -> None:
         step = self.step + 1
@@ -579,16 +614,20 @@ class Trainer:
         if not math.isfinite(value):
             self.history.append((step, value, lr))
             self.step = step
+            if self.watch is not None:
+                self.watch.log(step, loss=value, lr=lr)
             raise FloatingPointError(f"the loss became {value} at step {step} (learning rate "
                                      f"{lr:.3g}); training stopped, the weights are those "
                                      f"after step {step - 1}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with self.lock:
             self.optimizer.step()
+        if self.watch is not None:
+            self.watch.log(step, loss=value, grad_norm=float(grad_norm))
         self.step = step
         self.history.append((step, value, lr))
         self._times.append((time.perf_counter(), step))

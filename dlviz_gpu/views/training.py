@@ -742,7 +742,8 @@ def _snapshot_steps(r, i, info, stat) -> np.ndarray:
 
 
 def weight_evolution(run, param, stat: str = "mean", *, steps=None, max_frames: int = 60,
-                     width: int = 500, height: int | None = None, cmap=None, clim=None):
+                     width: int = 500, height: int | None = None, cmap=None, clim=None,
+                     dynamic: bool = False):
     """A weight matrix's stored snapshots over training, one frame per snapshot step.
 
     Parameters
@@ -767,12 +768,18 @@ def weight_evolution(run, param, stat: str = "mean", *, steps=None, max_frames: 
         Palette (default ``coolwarm`` centred at 0 for signed weights,
         ``bmy`` otherwise).
     clim : (float, float), optional
-        Colour limits; default robust limits over every frame shown, the same
-        for all frames so a colour means one value throughout.
+        Colour limits; default robust limits over every frame shown (with
+        ``dynamic``: over the first and the last), the same for all frames
+        so a colour means one value throughout.
+    dynamic : bool
+        ``False``: a HoloMap holding the frames (notebooks, static HTML).
+        ``True``: a DynamicMap over every stored snapshot step (``steps`` or
+        all; ``max_frames`` does not apply) that reads one snapshot per
+        frame shown, for servers (the dashboard's step player).
 
     Returns
     -------
-    holoviews.HoloMap
+    holoviews.HoloMap or holoviews.DynamicMap
         Keyed by ``step`` (a slider in notebooks, in a served page and in
         HTML written by ``hv.save``), each value an ``hv.Image`` of the
         snapshot (x = column, y = row in the matrix's own coordinates, row 0
@@ -804,8 +811,13 @@ def weight_evolution(run, param, stat: str = "mean", *, steps=None, max_frames: 
                 chosen = stored
         else:
             chosen = _check_steps(steps, stored, "steps")
+        if dynamic:          # the colour limits from the first and the last snapshot
+            chosen = stored if steps is None else chosen
+            sample = [chosen[0], chosen[-1]]
+        else:
+            sample = chosen
         frames = {int(s): np.asarray(r.snapshot(i, int(s), stat=stat), np.float32)
-                  for s in chosen}
+                  for s in sample}
     first = next(iter(frames.values()))
     bounds, rows, cols = _snapshot_geometry(info, first)
     all_values = np.concatenate([f.ravel() for f in frames.values()])
@@ -814,19 +826,29 @@ def weight_evolution(run, param, stat: str = "mean", *, steps=None, max_frames: 
     limits = clim or style.robust_limits(all_values, "linear", signed=signed)
     h = _frame_height(width, rows, cols, height)
     vdim = hv.Dimension("value", label=f"weight {stat}")
-    title = (f"{info.name} [{rows}x{cols}] {stat}, {len(frames)} of {stored.size} snapshot"
+    shown = len(chosen) if dynamic else len(frames)
+    title = (f"{info.name} [{rows}x{cols}] {stat}, {shown} of {stored.size} snapshot"
              f"{'s' if stored.size != 1 else ''}")
     tips = [("rows", "$y{custom}"), ("cols", "$x{custom}"), (stat, "@{value}{%.6g}")]
-    items = {}
-    for s, snap in frames.items():
+
+    def frame(s, snap):
         img = hv.Image(snap[::-1], bounds=bounds, kdims=["col", "row"], vdims=[vdim],
                        label=info.name)
         opts = _snapshot_opts(bounds, snap.shape, width, h, palette, limits,
                               f"{title} - step {s}")
         opts["hover_tooltips"] = tips
         opts["hover_formatters"] = {**opts["hover_formatters"], "@{value}": "printf"}
-        items[s] = img.opts(backend="bokeh", **opts)
-    return hv.HoloMap(items, kdims=[hv.Dimension("step")])
+        return img.opts(backend="bokeh", **opts)
+
+    if dynamic:
+        def load(step):
+            with _reading(run) as rr:
+                return frame(int(step), np.asarray(rr.snapshot(i, int(step), stat=stat),
+                                                   np.float32))
+        return hv.DynamicMap(load, kdims=[hv.Dimension("step",
+                                                       values=[int(s) for s in chosen])])
+    return hv.HoloMap({s: frame(s, snap) for s, snap in frames.items()},
+                      kdims=[hv.Dimension("step")])
 
 
 def _check_steps(steps, stored: np.ndarray, name: str) -> np.ndarray:

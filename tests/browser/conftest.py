@@ -12,8 +12,14 @@ never pass by quietly not looking at the browser.
 from __future__ import annotations
 
 import logging
+import socket
 import os
+import re
 import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import pytest
@@ -177,3 +183,82 @@ def serve_view(server_log):
     yield start
     for url in urls:
         url.stop()
+
+
+# --------------------------------------------------------------------------
+# dlviz commands as subprocesses
+# --------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Lines of a server's log that fail a test.
+LOG_PROBLEMS = ("Traceback", "ERROR", "Exception", "Error:")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Command:
+    """A ``dlviz`` subprocess serving on a free port, with its output."""
+
+    def __init__(self, args: list, log: Path):
+        self.port = free_port()
+        self.log = log
+        self._out = open(log, "w")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env.pop("DISPLAY", None)
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dlviz_gpu.cli", *map(str, args), "--port", str(self.port),
+             "--no-browser"], cwd=ROOT, stdout=self._out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, env=env)
+
+    def text(self) -> str:
+        self._out.flush()
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self, timeout_s: float = 300) -> str:
+        """The URL the command announces once its first page is ready."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            m = re.search(r"is at (http://\S+) \(ready in ([\d.]+) s", self.text())
+            if m:
+                self.ready_s = float(m.group(2))
+                return m.group(1)
+            if self.proc.poll() is not None:
+                pytest.fail(f"dlviz exited with {self.proc.returncode}:\n{self.text()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"dlviz announced no page in {timeout_s:.0f} s:\n{self.text()}")
+            time.sleep(0.2)
+
+    def assert_clean(self) -> None:
+        bad = [line for line in self.text().splitlines() if any(p in line for p in LOG_PROBLEMS)]
+        assert not bad, "dlviz logged problems:\n" + self.text()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+        self._out.close()
+
+
+@pytest.fixture
+def command(tmp_path):
+    started = []
+
+    def start(*args):
+        c = Command(list(args), tmp_path / f"dlviz-{len(started)}.log")
+        started.append(c)
+        return c
+
+    yield start
+    for c in started:
+        if c.proc.poll() is None:
+            print(f"--- dlviz output ---\n{c.text()}")
+        c.stop()

@@ -8,23 +8,16 @@ demo's page shows a model that trains while one looks.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from . import bokehjs as bj
-from .test_examples_browser import LOG_PROBLEMS, free_port
 
 pytestmark = pytest.mark.browser
 torch = pytest.importorskip("torch")
 
-ROOT = Path(__file__).resolve().parents[2]
 # the tensor the test chooses: 24 x 40 elements, so the heatmap shows one block per element
 SMALL = "blocks.1.attn.proj.weight"
 
@@ -47,70 +40,6 @@ def checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("dash-browser") / "model.safetensors"
     save_file(tensors, str(path))
     return path, tensors
-
-
-class Command:
-    """A ``dlviz`` subprocess serving on a free port, with its output."""
-
-    def __init__(self, args: list, log: Path):
-        self.port = free_port()
-        self.log = log
-        self._out = open(log, "w")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        env.pop("DISPLAY", None)
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dlviz_gpu.cli", *map(str, args), "--port", str(self.port),
-             "--no-browser"], cwd=ROOT, stdout=self._out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, env=env)
-
-    def text(self) -> str:
-        self._out.flush()
-        return self.log.read_text(errors="replace")
-
-    def wait_ready(self, timeout_s: float = 300) -> str:
-        """The URL the command announces once its first page is ready."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            m = re.search(r"is at (http://\S+) \(ready in ([\d.]+) s", self.text())
-            if m:
-                self.ready_s = float(m.group(2))
-                return m.group(1)
-            if self.proc.poll() is not None:
-                pytest.fail(f"dlviz exited with {self.proc.returncode}:\n{self.text()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"dlviz announced no page in {timeout_s:.0f} s:\n{self.text()}")
-            time.sleep(0.2)
-
-    def assert_clean(self) -> None:
-        bad = [line for line in self.text().splitlines() if any(p in line for p in LOG_PROBLEMS)]
-        assert not bad, "dlviz logged problems:\n" + self.text()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-        self._out.close()
-
-
-@pytest.fixture
-def command(tmp_path):
-    started = []
-
-    def start(*args):
-        c = Command(list(args), tmp_path / f"dlviz-{len(started)}.log")
-        started.append(c)
-        return c
-
-    yield start
-    for c in started:
-        if c.proc.poll() is None:
-            print(f"--- dlviz output ---\n{c.text()}")
-        c.stop()
 
 
 def heat(page, name: str):
@@ -191,8 +120,8 @@ def test_dlviz_serve_choose_zoom_hover_agg(tab, command, checkpoint):
     app.assert_clean()
 
 
-def test_dlviz_demo_trains_while_the_page_follows(tab, command):
-    app = command("demo", "--seed", "0")
+def test_dlviz_demo_trains_while_the_page_follows(tab, command, tmp_path):
+    app = command("demo", "--seed", "0", "--store", tmp_path / "demo-run")
     url = app.wait_ready()
     page = tab.page
     bj.load(page, url)
@@ -215,6 +144,11 @@ def test_dlviz_demo_trains_while_the_page_follows(tab, command):
     text = summary.first.inner_text()
     assert re.search(r"fc \(Linear\)\s+\[1, 64, 1024\]\s+263,168", text), text
     assert "Total params: 5,017,600" in text
+    # the training is recorded (dv.watch): its gradient flow is one of the page's tabs
+    page.get_by_text("Gradient flow", exact=True).first.click()
+    bj.wait_until(lambda: any("grad norm per parameter" in (p["title"] or "")
+                              for p in bj.views(page)["plots"]), page, "the gradient flow")
+    assert (tmp_path / "demo-run" / "run.sqlite").is_file()
     print(f"dlviz demo: first page ready {app.ready_s:.1f} s after the command")
     tab.assert_clean()
     app.assert_clean()

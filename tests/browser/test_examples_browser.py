@@ -9,7 +9,6 @@ server down.
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import sys
 import time
@@ -20,21 +19,13 @@ from pathlib import Path
 import pytest
 
 from . import bokehjs as bj
+from .conftest import LOG_PROBLEMS, free_port
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 # markers of a server-side failure in a server's log (tracebacks, logged errors)
-LOG_PROBLEMS = ("Traceback", "ERROR", "Exception", "Error:")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class App:
     """A ``bokeh serve`` / ``panel serve`` subprocess and its log."""
 

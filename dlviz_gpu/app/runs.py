@@ -1,0 +1,368 @@
+"""The dashboard of recorded training runs (``dv.watch``): live curves, gradients, updates, weights.
+
+>>> board = RunBoard(["runs/exp1", "runs/exp2"])     # one run, or several to compare
+>>> board.serve(port=5006)                           # or pn.serve({"/runs": board.page})
+
+``dlviz serve runs/exp1 [runs/exp2 ...]`` serves it; ``dlviz demo`` shows its
+tabs beside the model's tensors while the demo model trains.
+
+Tabs (each a view of :mod:`dlviz_gpu.views.training`):
+
+- **Curves**: loss and learning rate (every recorded scalar can be chosen)
+  with a smoothing slider; several runs are overlaid, one colour each.
+- **Gradient flow**: parameters x recorded steps, gradient norm, log colour.
+- **Update ratio**: ||w_t - w_(t-1)|| / ||w_t|| per parameter, 1e-3 marked.
+- **Distributions**: a parameter's weight or gradient histograms over steps.
+- **Weights**: the stored snapshots of a weight matrix with a play/pause
+  step player, and the difference between two snapshots.
+- **Alerts**: NaN/inf in weights, gradients and the loss.
+
+While a run is being written (``Run.live``), the page checks for new steps
+every :data:`FOLLOW_SECONDS` and redraws what changed, without a reload.
+Views of several runs (all but the curves) show the run chosen in ``run``.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import operator
+
+from ..watch.store import Run, open_run
+
+__all__ = ["RunBoard", "RunSession", "FOLLOW_SECONDS"]
+
+#: Seconds between checks for new steps while a run is live.
+FOLLOW_SECONDS = 2.0
+#: One colour per compared run (Bokeh's Category10).
+RUN_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+
+
+def _open(runs) -> list:
+    if isinstance(runs, (str, Run)) or hasattr(runs, "__fspath__"):
+        runs = [runs]
+    out = [r if isinstance(r, Run) else open_run(r) for r in runs]
+    if not out:
+        raise ValueError("runs: expected at least one run (a run directory or .sqlite file)")
+    return out
+
+
+def _note(pn, text: str):
+    return pn.pane.Markdown(f"*{html.escape(text)}*", sizing_mode="stretch_width")
+
+
+class RunBoard:
+    """What the sessions of a run dashboard share: the open runs and the title.
+
+    Parameters
+    ----------
+    runs : path, Run, or list of them
+        Run directories or ``.sqlite`` files (:func:`dlviz_gpu.watch.open_run`).
+    title : str, optional
+        Default: the run names, joined by " vs ".
+    """
+
+    def __init__(self, runs, title: str | None = None):
+        self.runs = _open(runs)
+        self.title = title or " vs ".join(r.name for r in self.runs)
+
+    def page(self):
+        """A fresh page for one browser session (a Panel layout)."""
+        return RunSession(self.runs, title=self.title).layout
+
+    def warm(self) -> None:
+        """Compile what the first page needs (the curve kernels), so pages open quickly."""
+        for r in self.runs:
+            warm_views(r)
+
+    def serve(self, port: int = 0, address: str = "127.0.0.1", show: bool = False, *,
+              allow_websocket_origin=None):
+        """Serve the dashboard (see :func:`dlviz_gpu.serve`); returns the URL with ``.stop()``."""
+        from ..views.output import serve
+
+        return serve(self.page, port=port, address=address, show=show,
+                     allow_websocket_origin=allow_websocket_origin, title=f"dlviz: {self.title}")
+
+
+class RunSession:
+    """One browser session's run views.
+
+    Parameters
+    ----------
+    runs : list of Run
+    title : str, optional
+        Shown as the page header (``None``: no header; the demo's dashboard
+        has its own).
+    periodic : bool
+        Check for new steps every :data:`FOLLOW_SECONDS` (a Panel periodic
+        callback of this session).  The demo's dashboard calls :meth:`tick`
+        from its own callback instead.
+
+    Attributes
+    ----------
+    tabs : list of panel.Column
+        The tabs, named; :attr:`layout` holds them with the header.
+    status : panel.pane.Markdown
+        One line per run: live or finished, last step, recorded steps, last
+        loss, alerts.
+    last_steps : tuple
+        Each run's last step when the views were last drawn.
+    """
+
+    def __init__(self, runs, title: str | None = None, periodic: bool = True):
+        import panel as pn
+
+        self.runs = _open(runs)
+        self.pn = pn
+        params = self.runs[0].params
+        names = [p.name for p in params]
+        self.run_select = pn.widgets.Select(label="run", options=[r.name for r in self.runs],
+                                            value=self.runs[0].name, width=220,
+                                            visible=len(self.runs) > 1)
+        scalars = sorted({n for r in self.runs for n in r.scalar_names()})
+        first = [n for n in ("loss", "lr") if n in scalars] or scalars[:1]
+        self.curves = pn.widgets.MultiChoice(label="scalars", options=scalars, value=first,
+                                             width=360)
+        self.smoothing = pn.widgets.FloatSlider(label="smoothing", start=0.0, end=0.99,
+                                                step=0.01, value=0.6, width=240)
+        self.param = pn.widgets.Select(label="parameter", options=names,
+                                       value=names[0] if names else None, width=300)
+        self.kind = pn.widgets.Select(label="of", options=["grad", "weight"], value="grad",
+                                      width=100)
+        matrices = [p.name for p in params if p.rows is not None]
+        self.wparam = pn.widgets.Select(label="weight matrix", options=matrices,
+                                        value=matrices[0] if matrices else None, width=300)
+        self.wstat = pn.widgets.Select(label="statistic", options=["mean", "extremum"],
+                                       value="mean", width=120)
+        self.step_a = pn.widgets.Select(label="difference: step", options=[], width=140)
+        self.step_b = pn.widgets.Select(label="minus step", options=[], width=140)
+        self.follow = pn.widgets.Checkbox(label="follow the run (new steps appear as they "
+                                                "are recorded)", value=True)
+        self.status = pn.pane.Markdown(self._status_text(), sizing_mode="stretch_width")
+
+        self.curves_pane = pn.Column()
+        self.flow_pane = pn.Column()
+        self.updates_pane = pn.Column()
+        self.dist_pane = pn.Column()
+        self.weights_pane = pn.Column()
+        self.diff_pane = pn.Column()
+        self.alerts_pane = pn.Column()
+        self.tabs = [
+            pn.Column(pn.Row(self.curves, self.smoothing), self.curves_pane, name="Curves"),
+            pn.Column(self.flow_pane, name="Gradient flow"),
+            pn.Column(self.updates_pane, name="Update ratio"),
+            pn.Column(pn.Row(self.param, self.kind), self.dist_pane, name="Distributions"),
+            pn.Column(pn.Row(self.wparam, self.wstat), self.weights_pane,
+                      pn.Row(self.step_a, self.step_b), self.diff_pane, name="Weights"),
+            pn.Column(self.alerts_pane, name="Alerts"),
+        ]
+        for w, fn in ((self.curves, self._draw_curves), (self.smoothing, self._draw_curves),
+                      (self.param, self._draw_dist), (self.kind, self._draw_dist),
+                      (self.wparam, self._draw_weights), (self.wstat, self._draw_weights),
+                      (self.step_a, self._draw_diff), (self.step_b, self._draw_diff),
+                      (self.run_select, self._draw_all)):
+            w.param.watch(lambda event, fn=fn: fn(), "value")
+        self.last_steps = self._last_steps()
+        self._drawers = {"Curves": self._draw_curves, "Gradient flow": self._draw_flow,
+                         "Update ratio": self._draw_updates, "Distributions": self._draw_dist,
+                         "Weights": self._draw_weights, "Alerts": self._draw_alerts}
+        self.visible: str | None = None      # the tab on screen; None: not known, draw all
+        self._stale: set = set()
+        self._draw_all()
+        header = []
+        if title is not None:
+            header.append(pn.pane.Markdown(f"## {html.escape(title)}",
+                                           sizing_mode="stretch_width"))
+        self.tabs_widget = pn.Tabs(*self.tabs, dynamic=False)
+        self.tabs_widget.param.watch(
+            lambda event: self.set_visible(self.tabs[event.new].name), "active")
+        self.layout = pn.Column(*header, self.status, pn.Row(self.run_select, self.follow),
+                                self.tabs_widget, sizing_mode="stretch_width")
+        self.visible = self.tabs[0].name     # until a page that embeds the tabs says otherwise
+        if periodic and any(r.live for r in self.runs):
+            pn.state.add_periodic_callback(self.tick, period=int(FOLLOW_SECONDS * 1000))
+
+    # -- state ---------------------------------------------------------------------------
+    @property
+    def run(self) -> Run:
+        """The run the single-run views show."""
+        for r in self.runs:
+            if r.name == self.run_select.value:
+                return r
+        return self.runs[0]
+
+    def _last_steps(self) -> tuple:
+        return tuple(r.last_step for r in self.runs)
+
+    def _status_text(self) -> str:
+        lines = []
+        for r in self.runs:
+            last = r.last_step
+            if last is None:
+                lines.append(f"**{html.escape(r.name)}**: waiting for the first step")
+                continue
+            state = "training" if r.live else "finished"
+            recorded = len(r.steps(recorded=True))
+            parts = [f"**{html.escape(r.name)}** ({state}): step {last:,}",
+                     f"{recorded:,} recorded"]
+            if "loss" in r.scalar_names():
+                _, loss = r.scalar("loss", since=last)
+                if len(loss):
+                    parts.append(f"loss {loss[-1]:.4g}")
+            n = len(r.alerts())
+            if n:
+                parts.append(f"**{n} alert{'s' if n > 1 else ''}**")
+            lines.append(", ".join(parts))
+        return "  \n".join(lines)
+
+    # -- drawing -------------------------------------------------------------------------
+    def _show(self, pane, build) -> None:
+        """Put ``build()`` in ``pane``, or a note saying why it cannot be drawn yet."""
+        pn = self.pn
+        try:
+            obj = build()
+        except (KeyError, ValueError, LookupError) as err:
+            msg = err.args[0] if err.args else str(err)
+            pane.objects = [_note(pn, f"nothing to draw yet: {msg}")]
+            return
+        if isinstance(obj, tuple):
+            obj, kwargs = obj
+        else:
+            kwargs = {}
+        # the pane's layout: the plot and, for a HoloMap, its widgets (the step player)
+        pane.objects = [pn.pane.HoloViews(obj, **kwargs).layout]
+
+    def set_visible(self, name: str | None) -> None:
+        """Say which tab is on screen (None: none of these); a stale one is redrawn now.
+
+        After new steps, :meth:`tick` redraws only the visible tab and marks
+        the others stale, so a live run costs one view's redraw per tick.
+        """
+        self.visible = name
+        if name in self._stale:
+            self._stale.discard(name)
+            self._drawers[name]()
+
+    def _draw_all(self) -> None:
+        if self.visible is None:
+            self._stale.clear()
+            for draw in self._drawers.values():
+                draw()
+            return
+        self._stale = set(self._drawers) - {self.visible}
+        if self.visible in self._drawers:
+            self._drawers[self.visible]()
+
+    def _draw_flow(self) -> None:
+        self._show(self.flow_pane, lambda: _views().gradient_flow(self.run))
+
+    def _draw_updates(self) -> None:
+        self._show(self.updates_pane, lambda: _views().update_ratios(self.run))
+
+    def _draw_alerts(self) -> None:
+        self._show(self.alerts_pane, lambda: _views().alerts_table(self.run))
+
+    def _draw_curves(self) -> None:
+        names = tuple(self.curves.value)
+        w = float(self.smoothing.value)
+        if len(self.runs) == 1:
+            self._show(self.curves_pane,
+                       lambda: _views().training_curves(self.runs[0], names=names, smoothing=w))
+        else:
+            self._show(self.curves_pane, lambda: compare_curves(self.runs, names, w))
+
+    def _draw_dist(self) -> None:
+        if self.param.value is None:
+            return
+        self._show(self.dist_pane,
+                   lambda: _views().distributions(self.run, self.param.value,
+                                                  kind=self.kind.value))
+
+    def _draw_weights(self) -> None:
+        pn = self.pn
+        name = self.wparam.value
+        if name is None:
+            self.weights_pane.objects = [_note(pn, "no weight matrices in this run")]
+            return
+        steps = [int(s) for s in self.run.snapshot_steps(name)]
+        self._syncing = True
+        try:
+            old = (self.step_a.value, self.step_b.value)
+            self.step_a.options = steps
+            self.step_b.options = steps
+            if steps:
+                self.step_a.value = old[0] if old[0] in steps else steps[-1]
+                self.step_b.value = old[1] if old[1] in steps else steps[0]
+        finally:
+            self._syncing = False
+        self._show(self.weights_pane, lambda: (
+            _views().weight_evolution(self.run, name, stat=self.wstat.value, dynamic=True),
+            {"widgets": {"step": pn.widgets.DiscretePlayer}, "widget_location": "bottom"}))
+        self._draw_diff()
+
+    def _draw_diff(self) -> None:
+        if getattr(self, "_syncing", False):
+            return
+        a, b = self.step_a.value, self.step_b.value
+        if a is None or b is None or self.wparam.value is None:
+            self.diff_pane.objects = []
+            return
+        self._show(self.diff_pane, lambda: _views().snapshot_diff(
+            self.run, self.wparam.value, a, b, stat=self.wstat.value))
+
+    def tick(self) -> bool:
+        """Redraw when a run has new steps (and following is on); True when it redrew."""
+        self.status.object = self._status_text()
+        now = self._last_steps()
+        if not self.follow.value or now == self.last_steps:
+            return False
+        self.last_steps = now
+        self._draw_all()
+        return True
+
+
+def compare_curves(runs, names=("loss",), smoothing: float = 0.6, width: int = 900,
+                   height: int = 250):
+    """The same scalars of several runs overlaid, one colour per run, stacked per scalar."""
+    import holoviews as hv
+
+    import dlviz_gpu as dv
+
+    plots = []
+    for name in names:
+        layers = []
+        for k, r in enumerate(runs):
+            if name not in r.scalar_names():
+                continue
+            steps, values = r.scalar(name)
+            if len(values) < 2:
+                continue
+            w = 0.0 if name.startswith("lr") else smoothing
+            layers.append(dv.curve(values, x=steps.astype(float), smoothing=w,
+                                   label=f"{name}: {r.name}", width=width, height=height,
+                                   color=RUN_COLORS[k % len(RUN_COLORS)]))
+        if layers:
+            plot = functools.reduce(operator.mul, layers)     # a DynamicMap of overlays
+            # each scalar its own y axis (every curve's value dimension is "y")
+            plot = plot.redim.label(y=f"{name} value")
+            plots.append(plot.opts(title=f"{name}: " + " vs ".join(r.name for r in runs))
+                         if len(layers) > 1 else plot)
+    if not plots:
+        raise KeyError(f"none of {list(names)} recorded with two steps or more yet")
+    return hv.Layout(plots).cols(1) if len(plots) > 1 else plots[0]
+
+
+def warm_views(run) -> None:
+    """Compile the kernels the run views use (M4 decimation of the curves)."""
+    import numpy as np
+
+    import dlviz_gpu as dv
+
+    dv.decimate(np.zeros(4), x=np.arange(4.0), width=4)
+
+
+def _views():
+    from ..views import _quiet_bokeh, training
+
+    _quiet_bokeh()
+    return training
