@@ -81,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="cells per side of the comparison grid (default 400, 200 with --quick)")
     m.add_argument("--no-graph", action="store_true", help="skip the structure-graph rows")
 
+    w = sub.add_parser("watch", help="dv.watch's cost to a training loop: a ~10M-parameter MLP, "
+                                     "median step time with and without the watch (every 10 "
+                                     "steps, every step with histograms), store bytes per step")
+    w.add_argument("--quick", action="store_true", help="fewer rounds and steps")
+    w.add_argument("--out", default=DEFAULT_OUT, help="folder for the JSON (default: %(default)s)")
+    w.add_argument("--batch", type=int, default=512, help="batch size (default: %(default)s)")
+
     g = sub.add_parser("gpu", help="the GPU check: compile, compare with the CPU, time vs torch")
     g.add_argument("--out", default=DEFAULT_OUT, help="folder for the JSON (default: %(default)s)")
     g.add_argument("--quick", action="store_true", help="fewer dtypes and repeats")
@@ -128,6 +135,10 @@ def main(argv=None) -> int:
         from .demo import run as run_demo
 
         return run_demo(out_dir=args.out, quick=args.quick)
+    if args.suite == "watch":
+        from .watch import run as run_watch
+
+        return run_watch(out_dir=args.out, quick=args.quick, batch=args.batch)
     from .gpu import run as run_gpu
 
     return run_gpu(out_dir=args.out, quick=args.quick, sim_smoke=args.sim_smoke,

@@ -183,3 +183,21 @@ def test_demo_benchmark_times_the_real_command(tmp_path):
     assert row["error"] is None, row
     extra = row["extra"]
     assert 0 < extra["ready_s"] < extra["first_page_s"] and extra["prepare_s"] > 0
+
+
+@pytest.mark.slow
+def test_watch_benchmark_reports_overheads_and_store_bytes(tmp_path):
+    pytest.importorskip("torch")
+    from benchmarks import watch
+
+    assert watch.run(str(tmp_path), quick=True, batch=8, rounds=1, steps=5) == 0
+    (path,) = tmp_path.glob("watch-*.json")
+    result = json.loads(path.read_text())
+    names = [r["name"] for r in result["rows"]]
+    assert names == ["baseline step (no watch)", "watch every 10: overhead",
+                     "watch every step: overhead"]
+    assert result["parameters"] == 10_512_394
+    for row in result["rows"][1:]:
+        assert row["error"] is None and row["goal"] is not None
+        assert row["extra"]["store_bytes_per_recorded_step"] > 0
+        assert row["extra"]["store_bytes_per_snapshot_step"] > 4 * 256 * 256  # float32 rasters
