@@ -41,6 +41,8 @@ _LAZY = {
     "bars": "dlviz_gpu.views",
     "save": "dlviz_gpu.views",
     "serve": "dlviz_gpu.views",
+    # model views
+    "graph": "dlviz_gpu.views",
     # views of recorded training runs
     "gradient_flow": "dlviz_gpu.views",
     "param_distributions": "dlviz_gpu.views",

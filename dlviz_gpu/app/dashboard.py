@@ -129,6 +129,17 @@ class Dashboard:
             # not safe to enter while another thread (a trainer) runs the model,
             # so start training after building the dashboard
             self.summary()
+        # the structure graph, now for the same reason (torch.fx patches every
+        # module's __call__ while it traces)
+        self.graph = None
+        self.graph_note = None
+        try:
+            from ..models.graph import structure
+
+            self.graph = structure(self.module if self.module is not None else self.catalog,
+                                   input_shape, input_dtype)
+        except Exception as err:  # noqa: BLE001 - the page says why, the rest still works
+            self.graph_note = f"no structure graph: {type(err).__name__}: {err}"
         if self.catalog.total_bytes <= NORMS_AT_ONCE and trainer is None:
             self.compute_norms(background=False)
 
@@ -378,7 +389,8 @@ class DashboardSession:
             self.heat_pane,
             pn.Row(self.hist_pane, self.stats_pane),
             name="Tensor")
-        tabs = [tensor_tab, self._layers_tab(pn), self._summary_tab(pn)]
+        tabs = [tensor_tab, self._layers_tab(pn), self._summary_tab(pn),
+                self._structure_tab(pn)]
         where = ", ".join(p for p in board.catalog.sources if p != "<memory>") or "in memory"
         header = [pn.pane.Markdown(f"## {html.escape(board.title)}\n{board.headline()}"
                                    f" &middot; {html.escape(where)}",
@@ -570,6 +582,40 @@ class DashboardSession:
         if note:
             items.insert(0, pn.pane.Markdown(f"*{html.escape(note)}*"))
         return pn.Column(*items, name="Summary")
+
+    # -- structure ----------------------------------------------------------------------
+    def _structure_tab(self, pn):
+        board = self.board
+        self.graph_view = None
+        if board.graph is None:
+            return pn.Column(pn.pane.Markdown(f"*{html.escape(board.graph_note or '')}*"),
+                             name="Structure")
+        import dlviz_gpu as dv
+
+        el = dv.graph(board.graph, width=820, height=640)
+        self.graph_view = el.view
+        self.graph_view.on_select(self._on_node)
+        text = ("Click a node to show its weights in the Tensor tab; scroll to zoom, drag "
+                "to pan.")
+        if board.graph.note:
+            text += f" *{html.escape(board.graph.note)}*"
+        return pn.Column(pn.pane.Markdown(text), pn.pane.HoloViews(el), name="Structure")
+
+    def weights_of(self, node) -> str | None:
+        """The drawable tensor a structure-graph node stands for (its largest), or None."""
+        if node is None:
+            return None
+        names = [t for t in node.tensors if t in self.board.layouts]
+        if not names:
+            return None
+        return max(names, key=lambda n: (len(self.board.catalog.info(n).shape) >= 2,
+                                         self.board.catalog.info(n).params))
+
+    def _on_node(self, node) -> None:
+        name = self.weights_of(node)
+        if name is not None:
+            self.tensor.value = name
+            self.tabs.active = 0
 
     # -- training -----------------------------------------------------------------------
     def _status_text(self) -> str:

@@ -18,6 +18,7 @@ from .errors import CheckpointError, CheckpointNotFound
 from .safetensors import (DTYPES, MAX_HEADER_BYTES, Header, SafetensorsFile, TensorSpec,
                           read_header, read_index)
 from .sources import TensorInfo, module_of
+from .graph import GraphNode, ModelGraph, structure
 from .summary import ModelSummary, ModuleCall, meta_inputs, summary, trace_calls
 
 __all__ = [
@@ -25,5 +26,5 @@ __all__ = [
     "SafetensorsFile", "read_header", "read_index", "Header", "TensorSpec", "DTYPES",
     "MAX_HEADER_BYTES", "BFloat16Array", "bf16_to_float32", "float32_to_bf16",
     "format_bytes", "module_of", "summary", "ModelSummary", "trace_calls", "ModuleCall",
-    "meta_inputs",
+    "meta_inputs", "structure", "ModelGraph", "GraphNode",
 ]

@@ -7,6 +7,7 @@ re-aggregates on zoom where the data is big:
 - :func:`scatter` (point clouds, :mod:`.points`),
 - :func:`curve` (long series, :mod:`.series`),
 - :func:`histplot`, :func:`distribution`, :func:`bars` (:mod:`.distributions`),
+- model structure (:mod:`.graph`): :func:`graph`,
 - recorded training runs (:mod:`.training`): :func:`gradient_flow`,
   :func:`param_distributions`, :func:`update_ratios`, :func:`training_curves`,
   :func:`alerts_table`, :func:`weight_evolution`, :func:`snapshot_diff`.
@@ -25,6 +26,8 @@ _LAZY = {
     "curve": "series", "CurveView": "series",
     "histplot": "distributions", "distribution": "distributions", "bars": "distributions",
     "save": "output", "serve": "output", "ServerURL": "output",
+    # model views
+    "graph": "graph", "GraphView": "graph",
     # recorded training runs (dv.watch)
     "gradient_flow": "training", "param_distributions": "training",
     "update_ratios": "training", "training_curves": "training", "alerts_table": "training",

@@ -247,3 +247,30 @@ def test_standalone_pages_made_after_a_dashboard_link_nothing(session, ckpt, tmp
         assert not re.search(r'<script[^>]*\ssrc=', page)
         assert not re.search(r'<link[^>]*stylesheet', page)
         assert "cdn.holoviz.org" not in page
+
+
+def test_structure_tab_tap_on_a_node_shows_its_weights(tmp_path):
+    torch.manual_seed(0)
+    model = Tiny()
+    board = Dashboard(model, input_shape=(2, 7), input_dtype=torch.long, initial="embed.weight")
+    g = board.graph
+    assert g is not None and g.method in ("fx", "hooks")
+    assert sum(n.params for n in g.nodes) == sum(p.numel() for p in model.parameters())
+    s = DashboardSession(board)
+    assert [t.name for t in s.tabs][-1] == "Structure"
+    s.tabs.active = len(s.tabs) - 1
+    fc = next(i for i, n in enumerate(g.nodes) if "fc.weight" in n.tensors)
+    s.graph_view.selection.event(index=[fc])          # what a tap on the node sends
+    assert s.tensor.value == "fc.weight" and s.tabs.active == 0
+    np.testing.assert_array_equal(s.heatmap.view.planes(width=16, height=24)["planes"]["mean"],
+                                  model.fc.weight.detach().double().numpy())
+    # a node without weights (the input) leaves the choice alone
+    s.graph_view.selection.event(index=[next(i for i, n in enumerate(g.nodes)
+                                              if n.kind == "input")])
+    assert s.tensor.value == "fc.weight"
+
+
+def test_structure_of_a_checkpoint_is_its_module_tree(board):
+    assert board.graph is not None and board.graph.method == "tree"
+    s = DashboardSession(board)
+    assert s.graph_view is not None and len(board.graph.nodes) > 3
