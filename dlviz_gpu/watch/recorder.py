@@ -12,7 +12,8 @@ the weight's and the gradient's element count, mean, std, Frobenius norm,
 min, max, max |v|, exact zeros, NaN, +inf and -inf counts; the update norm
 ``||w_t - w_(t-1)||`` and the update ratio ``||w_t - w_(t-1)|| / ||w_t||``;
 the number of dead units (rows of a weight matrix whose gradient was all
-zeros on each of the last ``dead_after`` recorded steps); with
+zeros on each of the last ``dead_after`` recorded steps; an alert is stored
+when that number grows); with
 ``histograms=True``, exact ``bins``-bin histograms of the weight and of the
 gradient over their own finite range.  Every ``snapshot_every`` logged steps,
 a raster of each weight matrix (``snapshot_size`` pixels a side at most;
@@ -207,6 +208,7 @@ class Watch:
         self._prev_ready = [False] * len(self.params)
         self._groups = self._device_groups()
         self._streak = [None] * len(self.params)       # writer thread only
+        self._dead = [0] * len(self.params)             # writer thread only
         self._error: BaseException | None = None
         self._closed = False
         self._hooks = []
@@ -433,7 +435,14 @@ class Watch:
                         updates[i, 1] = norm / wn if wn > 0 else (0.0 if norm == 0 else math.inf)
                     rm = part["rowmax"][k]
                     if rm is not None:
-                        updates[i, 2] = self._dead_units(i, _host(rm))
+                        before = self._dead[i]
+                        updates[i, 2] = self._dead[i] = self._dead_units(i, _host(rm))
+                        if self._dead[i] > before:
+                            alerts.append((i, "dead_units",
+                                           f"{self._dead[i]} of {len(rm)} units of "
+                                           f"{self.names[i]} had an all-zero gradient on the "
+                                           f"last {self.dead_after} recorded steps (step "
+                                           f"{rec.step})"))
             rec.stats, rec.updates = stats, updates
             rec.hist_counts, rec.hist_range = hc, hr
             for i in range(P):

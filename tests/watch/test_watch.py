@@ -143,6 +143,9 @@ def test_dead_units_counted_after_zero_gradient_rows(tmp_path):
         steps, dead = r.update("dead")
         i = r.param_index("0.weight")
         assert list(dead[i]) == [0, 0, 0, 3, 3, 3]
+        (alert,) = [a for a in r.alerts() if a["kind"] == "dead_units"]
+        assert alert["step"] == 3 and alert["param"] == "0.weight"
+        assert alert["message"].startswith("3 of 32 units of 0.weight")
 
 
 def test_nonfinite_loss_and_gradients_are_flagged_not_raised(tmp_path):
