@@ -700,6 +700,7 @@ FAMILY_CHECKS = (
     ("points", ".gpu_points", "check_points"),
     ("series", ".gpu_series", "check_series"),
     ("histogram", ".gpu_hist", "check_histogram"),
+    ("watch", ".gpu_watch", "check_watch"),
 )
 
 

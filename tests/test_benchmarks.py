@@ -201,3 +201,14 @@ def test_watch_benchmark_reports_overheads_and_store_bytes(tmp_path):
         assert row["error"] is None and row["goal"] is not None
         assert row["extra"]["store_bytes_per_recorded_step"] > 0
         assert row["extra"]["store_bytes_per_snapshot_step"] > 4 * 256 * 256  # float32 rasters
+
+
+def test_gpu_watch_section_logic_on_the_cpu():
+    """The GPU check's watch section, run on CPU tensors: the device probe's code path
+    (torch reductions) agrees with the Numba kernels on every edge case it feeds."""
+    pytest.importorskip("torch")
+    from benchmarks import gpu_watch
+
+    assert gpu_watch.compare_probes("cpu") == []
+    res = {}
+    assert gpu_watch.check_watch(res, sim_smoke=True) == [] and "skipped" in res["watch"]
