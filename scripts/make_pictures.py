@@ -1,7 +1,7 @@
 """Draw the README's pictures with the project itself: ``python scripts/make_pictures.py``.
 
-``python scripts/make_pictures.py [views] [dashboard]`` (default: both) writes
-into ``docs/images/``:
+``python scripts/make_pictures.py [views] [dashboard] [training]`` (default:
+all) writes into ``docs/images/``:
 
 - ``views``: every view picture, by ``dv.save(view, "....png")`` (no browser);
   the data are deterministic, so reruns give the same files.
@@ -11,6 +11,9 @@ into ``docs/images/``:
   (``/usr/bin/chromium`` or ``$DLVIZ_CHROMIUM``, as the browser tests use).
   The model and its training are seeded; the screenshots may still differ by
   a few anti-aliased pixels between machines.
+- ``training``: the training views (curves, gradient flow, update ratios, a
+  gradient's distributions over steps) of a real run: TinyGPT trained 120
+  steps with ``dv.watch`` into a temporary store.
 """
 
 from __future__ import annotations
@@ -161,7 +164,33 @@ def dashboard_pictures(steps: int = 100) -> None:
         url.stop()
 
 
-PICTURES = {"views": view_pictures, "dashboard": dashboard_pictures}
+def training_pictures(steps: int = 120) -> None:
+    """The training views of a real run: the demo's TinyGPT trained with ``dv.watch``."""
+    import tempfile
+
+    import dlviz_gpu as dv
+    from dlviz_gpu.app.demo import Trainer, build_model
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = build_model(seed=0)
+        trainer = Trainer(model, steps=steps, seed=0, threads=2,
+                          watch=dict(store=os.path.join(tmp, "demo"), every=2,
+                                     snapshot_every=40))
+        trainer.run_steps(steps)
+        trainer.close()
+        run = dv.open_run(os.path.join(tmp, "demo"))
+        dv.save(dv.training_curves(run, names=("loss", "lr", "grad_norm"), width=700,
+                                   height=160), OUT / "training-curves.png")
+        dv.save(dv.gradient_flow(run, width=700), OUT / "gradient-flow.png")
+        dv.save(dv.update_ratios(run, width=560, height=320), OUT / "update-ratios.png")
+        dv.save(dv.param_distributions(run, "blocks.0.attn.qkv.weight", kind="grad",
+                                       width=700, height=260), OUT / "grad-distributions.png")
+        run.close()
+
+
+PICTURES = {"views": view_pictures, "dashboard": dashboard_pictures,
+            "training": training_pictures}
 
 
 def main(argv: list[str] | None = None) -> int:

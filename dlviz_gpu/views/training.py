@@ -549,7 +549,7 @@ def update_ratios(run, top: int = 10, *, since: int | None = None, width: int = 
     layers = [el.opts(backend="bokeh", **frame) for el in layers]
     return hv.Overlay(layers).opts(backend="bokeh", title=title,
                                    show_legend=bool(highlighted),
-                                   legend_position="top_right")
+                                   legend_position="right")
 
 
 # --------------------------------------------------------------------------
