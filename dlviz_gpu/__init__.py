@@ -43,6 +43,9 @@ _LAZY = {
     "serve": "dlviz_gpu.views",
     # model views
     "graph": "dlviz_gpu.views",
+    "tree": "dlviz_gpu.views",
+    "importances": "dlviz_gpu.views",
+    "decision_surface": "dlviz_gpu.views",
     # views of recorded training runs
     "gradient_flow": "dlviz_gpu.views",
     "param_distributions": "dlviz_gpu.views",

@@ -7,7 +7,8 @@ re-aggregates on zoom where the data is big:
 - :func:`scatter` (point clouds, :mod:`.points`),
 - :func:`curve` (long series, :mod:`.series`),
 - :func:`histplot`, :func:`distribution`, :func:`bars` (:mod:`.distributions`),
-- model structure (:mod:`.graph`): :func:`graph`,
+- model views: :func:`graph` (:mod:`.graph`), :func:`tree`, :func:`importances`
+  (:mod:`.tree`), :func:`decision_surface` (:mod:`.surface`),
 - recorded training runs (:mod:`.training`): :func:`gradient_flow`,
   :func:`param_distributions`, :func:`update_ratios`, :func:`training_curves`,
   :func:`alerts_table`, :func:`weight_evolution`, :func:`snapshot_diff`.
@@ -28,6 +29,8 @@ _LAZY = {
     "save": "output", "serve": "output", "ServerURL": "output",
     # model views
     "graph": "graph", "GraphView": "graph",
+    "tree": "tree", "TreeView": "tree", "importances": "tree",
+    "decision_surface": "surface", "SurfaceView": "surface",
     # recorded training runs (dv.watch)
     "gradient_flow": "training", "param_distributions": "training",
     "update_ratios": "training", "training_curves": "training", "alerts_table": "training",
