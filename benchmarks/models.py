@@ -328,7 +328,7 @@ def _tree_rows(cfg, bar, folder: str) -> list[Row]:
     from dlviz_gpu.models.estimators import tree_layout, tree_nodes
     from dlviz_gpu.views import _quiet_bokeh
     from dlviz_gpu.views.output import save
-    from dlviz_gpu.views.tree import TreeView, tree
+    from dlviz_gpu.views.trees import TreeView, tree
 
     _quiet_bokeh()
     rows = []

@@ -1,6 +1,6 @@
 """Fitted classifiers and decision trees as arrays: checks, tree nodes, tree layout, grids.
 
-The model views (:mod:`dlviz_gpu.views.tree`, :mod:`dlviz_gpu.views.surface`)
+The model views (:mod:`dlviz_gpu.views.trees`, :mod:`dlviz_gpu.views.surface`)
 draw what this module computes; nothing here imports a plotting library, and
 scikit-learn and torch are imported only when an estimator of theirs is given.
 

@@ -49,7 +49,7 @@ from ..points import rasterize_points
 from ..raster import check_size
 from . import style
 from .points import spread_plane
-from .tree import _LEGEND_POINT, _hex_to_rgb, class_colours, tint
+from .trees import _LEGEND_POINT, _hex_to_rgb, class_colours, tint
 
 #: Cell colour: ``MIN_TINT`` of the class colour (over white) when undecided,
 #: ``MAX_TINT`` when certain; the samples are drawn in the full colour.

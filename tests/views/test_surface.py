@@ -26,7 +26,7 @@ from sklearn.svm import SVC  # noqa: E402
 from dlviz_gpu.models.estimators import evaluate_points  # noqa: E402
 from dlviz_gpu.views.surface import (LEVELS, MAX_TINT, MIN_TINT, SV_RADIUS,  # noqa: E402
                                      SurfaceView, decision_surface)
-from dlviz_gpu.views.tree import _hex_to_rgb, class_colours  # noqa: E402
+from dlviz_gpu.views.trees import _hex_to_rgb, class_colours  # noqa: E402
 
 
 def render(obj):

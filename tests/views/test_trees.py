@@ -16,7 +16,7 @@ from sklearn.svm import SVC  # noqa: E402
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor  # noqa: E402
 
 import dlviz_gpu as dv  # noqa: E402
-from dlviz_gpu.views.tree import (LABEL_LIMIT, TINT_LEVELS, TreeView,  # noqa: E402
+from dlviz_gpu.views.trees import (LABEL_LIMIT, TINT_LEVELS, TreeView,  # noqa: E402
                                   class_colours, importance_table, importances, tree)
 
 

@@ -1,6 +1,9 @@
 """``dv.tree`` (a scikit-learn decision tree, or one tree of an ensemble) and
 ``dv.importances`` (feature importances of a tree model).
 
+(The module is ``trees``, not ``tree``: a submodule named like the function
+would replace ``dlviz_gpu.views.tree`` by the module once anything imports it.)
+
 A tree is drawn from :func:`dlviz_gpu.models.estimators.tree_nodes` and
 :func:`~dlviz_gpu.models.estimators.tree_layout`: every node a dot, one row per
 depth (root at the top), leaves one unit apart in depth-first order, parents
