@@ -62,7 +62,7 @@ def _median(fn, repeats: int) -> tuple:
 
 
 def _render_times(g, repeats: int, folder: str) -> dict:
-    from dlviz_gpu.views.graph import graph
+    from dlviz_gpu.views.network import graph
     from dlviz_gpu.views.output import save
 
     el_s, el = _median(lambda: graph(g), repeats)
@@ -170,7 +170,7 @@ def measure(sizes=DEFAULT_SIZES, repeats: int = 3, models: bool = True) -> list:
         try:
             from dlviz_gpu.models.graph import ModelGraph
             from dlviz_gpu.views import _quiet_bokeh
-            from dlviz_gpu.views.graph import graph
+            from dlviz_gpu.views.network import graph
             from dlviz_gpu.views.output import save
 
             _quiet_bokeh()

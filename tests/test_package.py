@@ -51,3 +51,31 @@ def test_public_names_survive_importing_their_modules(tmp_path):
             "print(all(callable(getattr(dv, n)) for n in "
             "('rasterize', 'rasterize_points', 'decimate', 'project', 'histogram')))")
     assert _run(code, tmp_path) == "True"
+
+
+def test_every_public_name_stays_itself_after_every_submodule_is_imported():
+    """No submodule shares a name with a function it exports (``import a.b`` would make
+    ``a.b`` the module and hide the function)."""
+    import importlib
+    import pkgutil
+    import types
+
+    import dlviz_gpu as dv
+
+    for pkg in ("dlviz_gpu", "dlviz_gpu.views", "dlviz_gpu.models", "dlviz_gpu.app",
+                "dlviz_gpu.watch"):
+        mod = importlib.import_module(pkg)
+        for info in pkgutil.iter_modules(mod.__path__):
+            importlib.import_module(f"{pkg}.{info.name}")
+    import dlviz_gpu.views as views
+
+    for name in dv._LAZY:
+        value = getattr(dv, name)
+        if name in ("models", "backend"):          # modules by design
+            continue
+        if name == "watch":                         # the callable package
+            assert callable(value) and callable(value.open_run)
+            continue
+        assert not isinstance(value, types.ModuleType), name
+    for name in views._LAZY:
+        assert not isinstance(getattr(views, name), types.ModuleType), name

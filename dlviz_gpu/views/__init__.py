@@ -7,8 +7,10 @@ re-aggregates on zoom where the data is big:
 - :func:`scatter` (point clouds, :mod:`.points`),
 - :func:`curve` (long series, :mod:`.series`),
 - :func:`histplot`, :func:`distribution`, :func:`bars` (:mod:`.distributions`),
-- model views: :func:`graph` (:mod:`.graph`), :func:`tree`, :func:`importances`
-  (:mod:`.tree`), :func:`decision_surface` (:mod:`.surface`),
+- model views: :func:`graph` (:mod:`.network`), :func:`tree`, :func:`importances`
+  (:mod:`.trees`), :func:`decision_surface` (:mod:`.surface`) -- no module is
+  named like a function it exports, so ``dv.graph`` stays the function after
+  any import,
 - recorded training runs (:mod:`.training`): :func:`gradient_flow`,
   :func:`param_distributions`, :func:`update_ratios`, :func:`training_curves`,
   :func:`alerts_table`, :func:`weight_evolution`, :func:`snapshot_diff`.
@@ -28,8 +30,8 @@ _LAZY = {
     "histplot": "distributions", "distribution": "distributions", "bars": "distributions",
     "save": "output", "serve": "output", "ServerURL": "output",
     # model views
-    "graph": "graph", "GraphView": "graph",
-    "tree": "tree", "TreeView": "tree", "importances": "tree",
+    "graph": "network", "GraphView": "network",
+    "tree": "trees", "TreeView": "trees", "importances": "trees",
     "decision_surface": "surface", "SurfaceView": "surface",
     # recorded training runs (dv.watch)
     "gradient_flow": "training", "param_distributions": "training",

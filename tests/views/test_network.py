@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 
 from dlviz_gpu.models.graph import ModelGraph, structure  # noqa: E402
-from dlviz_gpu.views.graph import KIND_COLOURS, GraphView, graph  # noqa: E402
+from dlviz_gpu.views.network import KIND_COLOURS, GraphView, graph  # noqa: E402
 from dlviz_gpu.views.output import save  # noqa: E402
 
 
@@ -195,7 +195,7 @@ def test_model_graph_with_tracing_arguments_is_refused():
 
 
 def test_long_labels_keep_their_count():
-    from dlviz_gpu.views.graph import LABEL_CHARS, _cut
+    from dlviz_gpu.views.network import LABEL_CHARS, _cut
 
     assert _cut("Linear") == "Linear"
     cut = _cut("AVeryLongCustomTransformerBlockName x 24")
