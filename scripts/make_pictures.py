@@ -1,7 +1,7 @@
 """Draw the README's pictures with the project itself: ``python scripts/make_pictures.py``.
 
-``python scripts/make_pictures.py [views] [dashboard] [training]`` (default:
-all) writes into ``docs/images/``:
+``python scripts/make_pictures.py [views] [dashboard] [training] [models]``
+(default: all) writes into ``docs/images/``:
 
 - ``views``: every view picture, by ``dv.save(view, "....png")`` (no browser);
   the data are deterministic, so reruns give the same files.
@@ -11,6 +11,9 @@ all) writes into ``docs/images/``:
   (``/usr/bin/chromium`` or ``$DLVIZ_CHROMIUM``, as the browser tests use).
   The model and its training are seeded; the screenshots may still differ by
   a few anti-aliased pixels between machines.
+- ``models``: the model views: TinyGPT's structure graph; an RBF SVM's
+  decision surface on scikit-learn's wine data, a random forest tree on iris,
+  feature importances on breast cancer.
 - ``training``: the training views (curves, gradient flow, update ratios, a
   gradient's distributions over steps) of a real run: TinyGPT trained 120
   steps with ``dv.watch`` into a temporary store.
@@ -189,8 +192,45 @@ def training_pictures(steps: int = 120) -> None:
         run.close()
 
 
+def model_pictures() -> None:
+    """The model views on scikit-learn's shipped datasets and the demo's TinyGPT."""
+    from sklearn.datasets import load_breast_cancer, load_iris, load_wine
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    import dlviz_gpu as dv
+    from dlviz_gpu.app.demo import build_model, demo_input
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    model = build_model(seed=0)
+    shape, dtype = demo_input(model)
+    dv.save(dv.graph(model, shape, input_dtype=dtype, width=500, height=600),
+            OUT / "graph.png")
+    wine = load_wine()
+    svm = make_pipeline(StandardScaler(), SVC(kernel="rbf", C=3.0, gamma=0.5))
+    X = wine.data[:, [0, 6]]                        # alcohol, flavanoids
+    svm.fit(X, wine.target)
+    dv.save(dv.decision_surface(svm, X, wine.target, width=560, height=420,
+                                feature_names=["alcohol", "flavanoids"],
+                                class_names=list(wine.target_names)),
+            OUT / "decision-surface.png")
+    iris = load_iris()
+    forest = RandomForestClassifier(n_estimators=50, max_depth=4, random_state=0)
+    forest.fit(iris.data, iris.target)
+    dv.save(dv.tree(forest, tree_index=0, feature_names=iris.feature_names,
+                    class_names=list(iris.target_names), width=760, height=420),
+            OUT / "tree.png")
+    cancer = load_breast_cancer()
+    big = RandomForestClassifier(n_estimators=100, random_state=0).fit(cancer.data,
+                                                                       cancer.target)
+    dv.save(dv.importances(big, feature_names=list(cancer.feature_names), top=12,
+                           width=700, height=300), OUT / "importances.png")
+
+
 PICTURES = {"views": view_pictures, "dashboard": dashboard_pictures,
-            "training": training_pictures}
+            "training": training_pictures, "models": model_pictures}
 
 
 def main(argv: list[str] | None = None) -> int:
