@@ -212,3 +212,18 @@ def test_gpu_watch_section_logic_on_the_cpu():
     assert gpu_watch.compare_probes("cpu") == []
     res = {}
     assert gpu_watch.check_watch(res, sim_smoke=True) == [] and "skipped" in res["watch"]
+
+
+@pytest.mark.slow
+def test_models_benchmark_compares_with_decision_boundary_display(tmp_path):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("torch")
+    stdout, result = _run(["models", "--quick", "--grid", "30", "--repeats", "1",
+                           "--no-graph"], tmp_path)
+    rows = {r["name"]: r for r in result["rows"]}
+    for model in ("RBF SVM", "random forest", "torch MLP"):
+        same = rows[f"{model}: same class as DecisionBoundaryDisplay"]
+        assert same["error"] is None and same["value"] == 1.0, same
+    assert any(name.startswith("tree 19,999 nodes") for name in rows)
+    assert all(r["error"] is None for r in result["rows"]), [r for r in result["rows"]
+                                                             if r["error"]]
