@@ -23,7 +23,6 @@ import os
 import shutil
 import statistics
 import tempfile
-import time
 
 import numpy as np
 
@@ -82,32 +81,14 @@ def compare_probes(device: str, bins: int = 64) -> list[str]:
     return problems
 
 
-def _train(model, opt, batches, n, run=None, start=0, sync=lambda: None) -> list:
-    import torch.nn.functional as F
-
-    times = []
-    for k in range(n):
-        x, y = batches[k % len(batches)]
-        t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=False)
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        if run is not None:
-            run.log(start + k, loss=loss)
-        sync()
-        times.append(time.perf_counter() - t0)
-    return times
-
-
 def time_watch(device: str, quick: bool, batch: int = 512) -> dict:
     """Median step times of the watch benchmark's MLP on ``device``."""
     import torch
 
     import dlviz_gpu.watch as watch
-    from .watch import WIDTHS, _model
+    from .watch import WIDTHS, _model, _steps
 
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else None
     model = _model().to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(1)
@@ -120,16 +101,16 @@ def time_watch(device: str, quick: bool, batch: int = 512) -> dict:
     tmp = tempfile.mkdtemp(prefix="dlviz-gpu-watch-")
     start = 0
     try:
-        _train(model, opt, batches, 10, sync=sync)
+        _steps(model, opt, batches, 10, sync=sync)
         with watch(model, opt, store=os.path.join(tmp, "warm")) as w:
-            _train(model, opt, batches, 3, w, sync=sync)
+            _steps(model, opt, batches, 3, w, sync=sync)
         for r in range(rounds):
             for name, kw in configs.items():
                 if kw is None:
-                    times[name] += _train(model, opt, batches, steps, sync=sync)[3:]
+                    times[name] += _steps(model, opt, batches, steps, sync=sync)[3:]
                     continue
                 with watch(model, opt, store=os.path.join(tmp, f"{r}-{name}"), **kw) as w:
-                    times[name] += _train(model, opt, batches, steps, w, start, sync)[3:]
+                    times[name] += _steps(model, opt, batches, steps, w, start, sync)[3:]
                 start += steps
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -48,7 +48,8 @@ def _model(seed: int = 0):
     return torch.nn.Sequential(*layers[:-1])
 
 
-def _steps(model, opt, batches, n: int, run=None, start: int = 0) -> list:
+def _steps(model, opt, batches, n: int, run=None, start: int = 0, sync=None) -> list:
+    """Seconds of each of ``n`` training steps (``sync()`` ends each, e.g. on a GPU)."""
     import torch.nn.functional as F
 
     times = []
@@ -61,6 +62,8 @@ def _steps(model, opt, batches, n: int, run=None, start: int = 0) -> list:
         opt.step()
         if run is not None:
             run.log(start + k, loss=loss)
+        if sync is not None:
+            sync()
         times.append(time.perf_counter() - t0)
     return times
 

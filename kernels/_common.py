@@ -91,6 +91,20 @@ def decode_f16(h):
     return f * _F16_DENORM_SCALE
 
 
+@numba.njit(inline="always", cache=True)
+def decode_value(raw, decode):
+    """One element as float64 by its decoding (DECODE_NATIVE / _BF16 / _F16).
+
+    Every branch types for every buffer dtype; only the one for the buffer's
+    decoding ever runs.
+    """
+    if decode == DECODE_BF16:
+        return decode_bf16(raw)
+    if decode == DECODE_F16:
+        return decode_f16(raw)
+    return np.float64(raw)
+
+
 @numba.njit(cache=True)
 def _pixel_of(i, lo, hi, npix):
     # The contract from DESIGN.md, evaluated in this exact order so that every

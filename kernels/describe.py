@@ -22,7 +22,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._common import DECODE_BF16, DECODE_F16, decode_bf16, decode_f16
+from ._common import decode_value
 from ._layout import Axis
 
 
@@ -31,15 +31,7 @@ def _offset(t1, k2, t2, k3, t3, i):
     return (i // (k2 * k3)) * t1 + ((i // k3) % k2) * t2 + (i % k3) * t3
 
 
-@numba.njit(inline="always", cache=True)
-def _value(raw, decode):
-    # Every branch types for every buffer dtype; only the one for the
-    # buffer's decoding ever runs.
-    if decode == DECODE_BF16:
-        return decode_bf16(raw)
-    if decode == DECODE_F16:
-        return decode_f16(raw)
-    return np.float64(raw)
+_value = decode_value    # one element as float64
 
 
 @numba.njit(parallel=True, cache=True)

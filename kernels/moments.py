@@ -57,7 +57,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._common import DECODE_BF16, DECODE_F16, DECODE_NATIVE, decode_bf16, decode_f16
+from ._common import DECODE_BF16, DECODE_F16, DECODE_NATIVE, decode_value
 
 __all__ = ["moments_cpu", "FIELDS", "DECODE_NATIVE", "DECODE_BF16", "DECODE_F16"]
 
@@ -71,13 +71,7 @@ _SLOTS = 10
 _FAST = {"reassoc", "contract", "nsz"}     # never nnan / ninf: NaN and inf must survive
 
 
-@numba.njit(inline="always", cache=True)
-def _value(raw, decode):
-    if decode == DECODE_BF16:
-        return decode_bf16(raw)
-    if decode == DECODE_F16:
-        return decode_f16(raw)
-    return np.float64(raw)
+_value = decode_value    # one element as float64
 
 
 @numba.njit(fastmath=_FAST, cache=True)

@@ -102,18 +102,24 @@ def test_two_runs_are_overlaid_in_the_curves(runs):
     assert s.run.name == "fast"
 
 
-def test_a_live_run_is_followed(tmp_path):
+def live_run(store, steps: int):
+    """A watch left open (a run being written) after ``steps`` logged and flushed steps."""
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 2)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    w = dv.watch(model, opt, store=tmp_path / "live")
+    w = dv.watch(model, opt, store=store)
+    for step in range(steps):
+        opt.zero_grad()
+        model(torch.randn(8, 4)).pow(2).mean().backward()
+        opt.step()
+        w.log(step, loss=1.0 / (step + 1))
+    w.flush()
+    return w
+
+
+def test_a_live_run_is_followed(tmp_path):
+    w = live_run(tmp_path / "live", 3)
     try:
-        for step in range(3):
-            opt.zero_grad()
-            model(torch.randn(8, 4)).pow(2).mean().backward()
-            opt.step()
-            w.log(step, loss=float(step))
-        w.flush()
         s = RunSession([tmp_path / "live"], periodic=False)
         assert "(training): step 2" in s.status.object
         assert s.tick() is False                      # nothing new
@@ -160,17 +166,8 @@ def test_bad_runs_are_refused(tmp_path):
 
 
 def test_a_live_run_redraws_only_the_tab_on_screen(tmp_path):
-    torch.manual_seed(0)
-    model = torch.nn.Linear(4, 2)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    w = dv.watch(model, opt, store=tmp_path / "live")
+    w = live_run(tmp_path / "live", 2)
     try:
-        for step in range(2):
-            opt.zero_grad()
-            model(torch.randn(8, 4)).pow(2).mean().backward()
-            opt.step()
-            w.log(step, loss=1.0 / (step + 1))
-        w.flush()
         s = RunSession([tmp_path / "live"], periodic=False)
         s.tabs_widget.active = 1                       # gradient flow on screen
         assert s.visible == "Gradient flow"

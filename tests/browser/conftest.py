@@ -200,24 +200,45 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Command:
-    """A ``dlviz`` subprocess serving on a free port, with its output."""
+class ServerProcess:
+    """A server subprocess (``dlviz``, ``bokeh serve``, ``panel serve``) and its log."""
 
-    def __init__(self, args: list, log: Path):
-        self.port = free_port()
+    def __init__(self, cmd: list, log: Path, env: dict | None = None):
         self.log = log
         self._out = open(log, "w")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        env.pop("DISPLAY", None)
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dlviz_gpu.cli", *map(str, args), "--port", str(self.port),
-             "--no-browser"], cwd=ROOT, stdout=self._out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, env=env)
+        self.proc = subprocess.Popen([str(a) for a in cmd], cwd=ROOT, stdout=self._out,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     env=env)
 
     def text(self) -> str:
         self._out.flush()
         return self.log.read_text(errors="replace")
+
+    def assert_clean(self) -> None:
+        bad = [line for line in self.text().splitlines() if any(p in line for p in LOG_PROBLEMS)]
+        assert not bad, "the server logged problems:\n" + self.text()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+        self._out.close()
+
+
+class Command(ServerProcess):
+    """A ``dlviz`` command serving on a free port."""
+
+    def __init__(self, args: list, log: Path):
+        self.port = free_port()
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env.pop("DISPLAY", None)
+        super().__init__([sys.executable, "-m", "dlviz_gpu.cli", *args, "--port", self.port,
+                          "--no-browser"], log, env)
 
     def wait_ready(self, timeout_s: float = 300) -> str:
         """The URL the command announces once its first page is ready."""
@@ -233,19 +254,13 @@ class Command:
                 pytest.fail(f"dlviz announced no page in {timeout_s:.0f} s:\n{self.text()}")
             time.sleep(0.2)
 
-    def assert_clean(self) -> None:
-        bad = [line for line in self.text().splitlines() if any(p in line for p in LOG_PROBLEMS)]
-        assert not bad, "dlviz logged problems:\n" + self.text()
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-        self._out.close()
+def status_step(locator, pattern: str):
+    """The step number a status line shows (``pattern`` has one group), or None."""
+    if locator.count() == 0:
+        return None
+    m = re.search(pattern, locator.first.inner_text())
+    return int(m.group(1).replace(",", "")) if m else None
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from . import bokehjs as bj
+from .conftest import status_step
 
 pytestmark = pytest.mark.browser
 torch = pytest.importorskip("torch")
@@ -129,8 +130,7 @@ def test_dlviz_demo_trains_while_the_page_follows(tab, command, tmp_path):
     bj.wait_until(lambda: status.count() >= 1, page, "the training status line")
 
     def step():
-        m = re.search(r"training: step ([\d,]+)", status.first.inner_text())
-        return int(m.group(1).replace(",", "")) if m else None
+        return status_step(status, r"training: step ([\d,]+)")
 
     first = bj.wait_until(step, page, "a step number")
     bj.wait_until(lambda: (step() or 0) > first, page, "the training to advance on the page")

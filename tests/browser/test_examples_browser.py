@@ -9,7 +9,6 @@ server down.
 from __future__ import annotations
 
 import contextlib
-import subprocess
 import sys
 import time
 import urllib.error
@@ -19,29 +18,21 @@ from pathlib import Path
 import pytest
 
 from . import bokehjs as bj
-from .conftest import LOG_PROBLEMS, free_port
+from .conftest import ServerProcess, free_port
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-# markers of a server-side failure in a server's log (tracebacks, logged errors)
-class App:
+class App(ServerProcess):
     """A ``bokeh serve`` / ``panel serve`` subprocess and its log."""
 
     def __init__(self, tool: str, script: Path, log: Path):
         self.port = free_port()
-        self.log = log
         self.url = f"http://127.0.0.1:{self.port}/{script.stem}"
-        cmd = [sys.executable, "-m", tool, "serve", str(script), "--port", str(self.port),
-               "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{self.port}"]
-        self._out = open(log, "w")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self._out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
-
-    def text(self) -> str:
-        self._out.flush()
-        return self.log.read_text(errors="replace")
+        super().__init__([sys.executable, "-m", tool, "serve", script, "--port", self.port,
+                          "--address", "127.0.0.1", "--allow-websocket-origin",
+                          f"127.0.0.1:{self.port}"], log)
 
     def wait_up(self, timeout_s: float = 300) -> None:
         """Wait until the app's page answers 200 (generous: the machine may be busy)."""
@@ -58,20 +49,6 @@ class App:
             if time.monotonic() > deadline:
                 pytest.fail(f"{self.url} did not answer in {timeout_s:.0f} s:\n{self.text()}")
             time.sleep(0.25)
-
-    def assert_clean(self) -> None:
-        bad = [line for line in self.text().splitlines() if any(p in line for p in LOG_PROBLEMS)]
-        assert not bad, "the server logged problems:\n" + self.text()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-        self._out.close()
 
 
 @contextlib.contextmanager

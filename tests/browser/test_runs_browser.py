@@ -13,6 +13,7 @@ import time
 import pytest
 
 from . import bokehjs as bj
+from .conftest import status_step
 
 pytestmark = pytest.mark.browser
 torch = pytest.importorskip("torch")
@@ -79,8 +80,7 @@ def test_dlviz_serve_follows_a_live_run(tab, command, trainer):
     bj.wait_until(lambda: status.count() >= 1, page, "the run's status line")
 
     def step():
-        m = re.search(r"\(training\): step ([\d,]+)", status.first.inner_text())
-        return int(m.group(1).replace(",", "")) if m else None
+        return status_step(status, r"\(training\): step ([\d,]+)")
 
     first = bj.wait_until(step, page, "a step number")
     bj.wait_until(lambda: (step() or 0) >= first + 3, page, "new steps on the page")
