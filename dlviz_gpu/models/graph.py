@@ -66,7 +66,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .catalog import Catalog
-from .summary import (_check_depth, _check_input_dtype, _check_input_shape, _guess_dtype,
+from .summary import (call_hooks, _check_depth, _check_input_dtype, _check_input_shape, _guess_dtype,
                       _is_checkpoint_like, _meta_state, _one_line, _shape_of, _tensor_leaves,
                       _to_meta, _type_name)
 
@@ -757,11 +757,7 @@ def _hooks_fine(model, args) -> tuple:
     keep.extend(state.values())
     keep.extend(_tensor_leaves(args, []))
     try:
-        for path, module in model.named_modules():
-            handles.append(module.register_forward_pre_hook(
-                lambda m, a, kw, p=path: pre_hook(p, m, a, kw), with_kwargs=True))
-            handles.append(module.register_forward_hook(
-                lambda m, a, kw, o, p=path: post_hook(p, m, a, kw, o), with_kwargs=True))
+        handles.extend(call_hooks(model, pre_hook, post_hook))
         with torch.device("meta"), _Flow():
             out = functional_call(model, state, args, {}, tie_weights=True, strict=False)
     finally:

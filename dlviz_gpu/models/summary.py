@@ -145,6 +145,18 @@ def _empty_meta(t):
     return torch.empty_like(t, device="meta")
 
 
+def call_hooks(model, pre_hook, post_hook) -> list:
+    """Register ``pre_hook(path, module, args, kwargs)`` and ``post_hook(path, module, args,
+    kwargs, output)`` on every module of ``model``; returns the handles to remove."""
+    handles = []
+    for path, module in model.named_modules():
+        handles.append(module.register_forward_pre_hook(
+            lambda m, a, kw, p=path: pre_hook(p, m, a, kw), with_kwargs=True))
+        handles.append(module.register_forward_hook(
+            lambda m, a, kw, o, p=path: post_hook(p, m, a, kw, o), with_kwargs=True))
+    return handles
+
+
 def trace_calls(model, args=(), kwargs=None) -> list:
     """Run ``model`` once on the meta device and record every module invocation.
 
@@ -218,11 +230,7 @@ def trace_calls(model, args=(), kwargs=None) -> list:
                 break
 
     try:
-        for path, module in model.named_modules():
-            handles.append(module.register_forward_pre_hook(
-                lambda m, a, kw, p=path: pre_hook(p, m, a, kw), with_kwargs=True))
-            handles.append(module.register_forward_hook(
-                lambda m, a, kw, o, p=path: post_hook(p, m, a, kw, o), with_kwargs=True))
+        handles.extend(call_hooks(model, pre_hook, post_hook))
         state = _meta_state(model)
         with torch.device("meta"):
             functional_call(model, state, args, kwargs, tie_weights=True, strict=False)
@@ -415,7 +423,7 @@ class ModelSummary:
                 label = f"{label} ({r['type']})"
             line = ["  " * r["depth"] + label]
             if self.has_shapes:
-                line.append(_format_shape(r["output_shape"]))
+                line.append(format_shape(r["output_shape"]))
             if show_calls:
                 line.append(str(r["calls"]))
             expanded = any(_is_child(p, r["path"]) for p in listed)
@@ -437,7 +445,7 @@ class ModelSummary:
         lines.append(f"Params size: {format_bytes(self.param_bytes)}")
         lines.append(f"Buffers size: {format_bytes(self.buffer_bytes)}")
         if self.input_shape is not None:
-            ins = ", ".join(f"{_format_shape(s)}" + (f" {d}" if d else "")
+            ins = ", ".join(f"{format_shape(s)}" + (f" {d}" if d else "")
                             for s, d in zip(self.input_shape,
                                             self.input_dtype or [None] * len(self.input_shape)))
             lines.append(f"Input: {ins}")
@@ -478,11 +486,12 @@ def _fold(rows: list, depth: int | None) -> list:
     return out
 
 
-def _format_shape(shape) -> str:
+def format_shape(shape, empty: str = "--") -> str:
+    """``[1, 64, 256]``; a list of shapes joined by commas; ``empty`` for none."""
     if shape is None:
-        return "--"
+        return empty
     if isinstance(shape, list):
-        return ", ".join(_format_shape(s) for s in shape) or "--"
+        return ", ".join(format_shape(s, empty) for s in shape) or empty
     return "[" + ", ".join(map(str, shape)) + "]"
 
 

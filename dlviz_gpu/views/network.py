@@ -32,6 +32,7 @@ import numpy as np
 
 from ..models.graph import (NODE_HEIGHT, NODE_WIDTH, X_GAP, Y_GAP, GraphNode, ModelGraph,
                             structure)
+from ..models.summary import format_shape
 from . import style
 
 #: Fill colour of a node by its ``kind``.
@@ -287,11 +288,7 @@ def _cut(text: str) -> str:
 
 
 def _shape_text(shape) -> str:
-    if shape is None:
-        return "-"
-    if isinstance(shape, list):
-        return ", ".join(_shape_text(s) for s in shape) or "-"
-    return "[" + ", ".join(map(str, shape)) + "]"
+    return format_shape(shape, empty="-")
 
 
 def _title(g: ModelGraph) -> str:
