@@ -329,16 +329,8 @@ class PointsView:
         """
         width = check_size(width or 700, "width")
         height = check_size(height or 500, "height")
-        out = []
-        for rng, default in ((x_range, self.extent[0]), (y_range, self.extent[1])):
-            lo, hi = default if rng is None else sorted(float(v) for v in rng)
-            if not (math.isfinite(lo) and math.isfinite(hi)):
-                lo, hi = default
-            if not hi > lo:
-                pad = max(abs(lo), 1.0) * 1e-9
-                lo, hi = lo - pad, hi + pad
-            out.append((lo, hi))
-        return out[0], out[1], width, height
+        return (style.window_range(x_range, self.extent[0]),
+                style.window_range(y_range, self.extent[1]), width, height)
 
     def _stats(self) -> tuple[str, ...]:
         if not self.has_value:

@@ -147,6 +147,24 @@ def robust_limits(values: np.ndarray, norm: str = "linear", signed: bool | None 
     return (lo, hi)
 
 
+def window_range(rng, default: tuple[float, float]) -> tuple[float, float]:
+    """A stream's (x0, x1) as a sorted, finite, non-empty range (``default`` when it is not).
+
+    Bokeh sends ``None`` before the first layout and may send a reversed or
+    zero-width range; a zero width is padded by 1e-9 of the magnitude.
+    """
+    if rng is None or None in tuple(rng):
+        lo, hi = default
+    else:
+        lo, hi = sorted(float(v) for v in rng)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        lo, hi = default
+    if not hi > lo:
+        pad = max(abs(lo), 1.0) * 1e-9
+        lo, hi = lo - pad, hi + pad
+    return lo, hi
+
+
 def check_clim(clim) -> tuple[float, float] | None:
     """Validate an explicit ``clim`` (None means robust limits)."""
     if clim is None:

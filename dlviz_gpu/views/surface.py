@@ -37,7 +37,6 @@ The plane is named in the title.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 
@@ -285,21 +284,10 @@ class SurfaceView:
         """((x0, x1), (y0, y1), cells wide, cells high) of a frame."""
         width = check_size(width or self.width, "width")
         height = check_size(height or self.height, "height")
-        out = []
-        for rng, default in ((x_range, self.extent[0]), (y_range, self.extent[1])):
-            if rng is None or None in tuple(rng):
-                lo, hi = default
-            else:
-                lo, hi = sorted(float(v) for v in rng)
-            if not (math.isfinite(lo) and math.isfinite(hi)):
-                lo, hi = default
-            if not hi > lo:
-                pad = max(abs(lo), 1.0) * 1e-9
-                lo, hi = lo - pad, hi + pad
-            out.append((lo, hi))
         w = max(1, round(width * self.pixel_ratio))
         h = max(1, round(height * self.pixel_ratio))
-        return out[0], out[1], w, h
+        return (style.window_range(x_range, self.extent[0]),
+                style.window_range(y_range, self.extent[1]), w, h)
 
     def grid(self, x_range=None, y_range=None, width=None, height=None) -> SurfaceGrid:
         """The model on a ``width`` x ``height`` grid of cell centres over the window.
