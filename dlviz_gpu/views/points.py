@@ -505,7 +505,7 @@ class PointsView:
         hover = hover.opts(backend="bokeh", alpha=0, colorbar=False,
                            cmap=["#000000", "#000000"], tools=["hover"],
                            hover_tooltips=tips, hover_formatters=formatters)
-        legend = [hv.Points([], kdims=kdims, label=lab).opts(backend="bokeh", color=col, size=8)
+        legend = [hv.Points(style.LEGEND_POINT, kdims=kdims, label=lab).opts(backend="bokeh", color=col, size=8)
                   for lab, col in zip(self.labels, self.colors)]
         over = hv.Overlay([rgb, hover, *legend])
         return over.opts(backend="bokeh", show_legend=True, legend_limit=len(legend) + 3)

@@ -37,6 +37,11 @@ NORMS = ("linear", "log", "symlog", "eq_hist")
 ROBUST_PERCENTILE = 99.5
 
 
+#: The one point of a legend entry (a glyph that only names a colour): not drawn
+#: (NaN), but BokehJS draws no legend swatch for a glyph without data.
+LEGEND_POINT = [(float("nan"), float("nan"))]
+
+
 def ensure_bokeh():
     """Load HoloViews' Bokeh backend (its options must be known before ``.opts``).
 

@@ -48,7 +48,7 @@ from ..points import rasterize_points
 from ..raster import check_size
 from . import style
 from .points import spread_plane
-from .trees import _LEGEND_POINT, _hex_to_rgb, class_colours, tint
+from .trees import _hex_to_rgb, class_colours, tint
 
 #: Cell colour: ``MIN_TINT`` of the class colour (over white) when undecided,
 #: ``MAX_TINT`` when certain; the samples are drawn in the full colour.
@@ -449,7 +449,7 @@ class SurfaceView:
                 layers.append(path.opts(backend="bokeh", color=self.colors[k], line_width=1.4,
                                         line_alpha=0.9))
         for lab, col in zip(self.labels, self.colors):
-            layers.append(hv.Points(_LEGEND_POINT, kdims=kd, label=lab).opts(backend="bokeh", color=col,
+            layers.append(hv.Points(style.LEGEND_POINT, kdims=kd, label=lab).opts(backend="bokeh", color=col,
                                                                   size=8))
         out = hv.Overlay(layers).opts(backend="bokeh", show_legend=True,
                                       legend_limit=len(self.labels) + 100)

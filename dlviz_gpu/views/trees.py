@@ -47,9 +47,6 @@ EDGE_COLOR = "#9a9a9a"
 OUTLINE = "#505050"
 #: Lightest colour fraction of a maximally mixed node (0 would be pure white).
 MIN_TINT = 0.08
-#: The one point of a legend entry: not drawn (NaN), but BokehJS draws no legend
-#: swatch for a glyph without data.
-_LEGEND_POINT = [(float("nan"), float("nan"))]
 #: Shades per class from mixed (nearly white) to pure (the class colour).
 TINT_LEVELS = 16
 #: Classes named in a node's hover distribution (the largest ones).
@@ -254,7 +251,7 @@ class TreeView:
                                     **common))
         if nd.is_classifier:
             for name, col in zip(nd.class_names, self.class_colors):
-                layers.append(hv.Points(_LEGEND_POINT, kdims=kd, label=name).opts(
+                layers.append(hv.Points(style.LEGEND_POINT, kdims=kd, label=name).opts(
                     backend="bokeh", color=col, size=8))
         return hv.Overlay(layers)
 
