@@ -59,6 +59,7 @@ _LAZY = {
     "open_run": "dlviz_gpu.watch",
     # the dashboard (Panel; loaded only when used)
     "dashboard": "dlviz_gpu.app.dashboard",
+    "estimator_dashboard": "dlviz_gpu.app.estimators",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -38,7 +38,8 @@ import numpy as np
 
 from ..models.estimators import final_step, is_torch_module, tree_nodes
 
-__all__ = ["EstimatorBoard", "EstimatorSession", "SURFACE_SIZE", "TREE_SIZE"]
+__all__ = ["EstimatorBoard", "EstimatorSession", "estimator_dashboard", "SURFACE_SIZE",
+           "TREE_SIZE"]
 
 #: Frame of the decision surface in screen pixels (one grid cell per pixel).
 SURFACE_SIZE = (760, 520)
@@ -446,3 +447,7 @@ class EstimatorSession:
             items.append(_note(pn, f"no importances: {err}"))
         return pn.Column(*items, name="Importances")
 
+
+def estimator_dashboard(estimator, X, y=None, **kwargs) -> EstimatorBoard:
+    """An :class:`EstimatorBoard` of a fitted classifier (see there); ``.serve()`` it or ``.page()`` it."""
+    return EstimatorBoard(estimator, X, y, **kwargs)
