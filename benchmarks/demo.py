@@ -45,7 +45,9 @@ def first_page(cache_dir: str, timeout_s: float = 600) -> dict:
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, PYTHONUNBUFFERED="1")
     env.pop("DISPLAY", None)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(_dlviz("demo", "--port", "0", "--no-browser"), env=env,
+    # the run it records goes to the scenario's temporary folder, not the current one
+    proc = subprocess.Popen(_dlviz("demo", "--port", "0", "--no-browser", "--store",
+                                   os.path.join(cache_dir, "run")), env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out = []
     try:

@@ -177,8 +177,12 @@ def test_checkpoint_benchmark_refuses_politely(tmp_path, monkeypatch, capsys):
 @pytest.mark.slow
 def test_demo_benchmark_times_the_real_command(tmp_path):
     pytest.importorskip("torch")
+    runs = ROOT / "runs"
+    before = set(runs.iterdir()) if runs.exists() else set()
     stdout, result = _run(["demo", "--quick"], tmp_path)
     assert "dlviz demo first page, prepared cache" in stdout
+    # the demo's recorded run goes to the benchmark's temporary folder
+    assert (set(runs.iterdir()) if runs.exists() else set()) == before
     (row,) = result["rows"]
     assert row["error"] is None, row
     extra = row["extra"]
