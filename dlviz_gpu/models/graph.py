@@ -66,9 +66,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .catalog import Catalog
-from .summary import (call_hooks, _check_depth, _check_input_dtype, _check_input_shape, _guess_dtype,
-                      _is_checkpoint_like, _meta_state, _one_line, _shape_of, _tensor_leaves,
-                      _to_meta, _type_name)
+from .summary import (_check_depth, _check_input_dtype, _check_input_shape, _is_checkpoint_like,
+                      _meta_state, _one_line, _shape_of, _tensor_leaves, _to_meta, _type_name,
+                      call_hooks, meta_args)
 
 __all__ = ["structure", "ModelGraph", "GraphNode", "layered_layout", "tree_layout",
            "is_atomic", "METHODS", "KINDS"]
@@ -1163,20 +1163,6 @@ def _catalog_tree(cat: Catalog, depth, collapse: bool) -> tuple:
 # structure()
 # --------------------------------------------------------------------------
 
-def _meta_args(model, shapes, input_dtype) -> list:
-    """Candidate meta input tuples: the given dtypes, or the guess and then the other one."""
-    import torch
-
-    dtypes = _check_input_dtype(input_dtype, len(shapes))
-    tries = [dtypes] if dtypes is not None else [[_guess_dtype(model)] * len(shapes)]
-    if dtypes is None and any(isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag))
-                              for m in model.modules()):
-        other = torch.float32 if tries[0][0] == torch.long else torch.long
-        tries.append([other] * len(shapes))
-    return [(tuple(torch.empty(s, dtype=d, device="meta") for s, d in zip(shapes, dts)),
-             [str(d).removeprefix("torch.") for d in dts]) for dts in tries]
-
-
 def structure(model, input_shape=None, input_dtype=None, depth: int | None = None, *,
               collapse: bool = True) -> ModelGraph:
     """The structure of a network as a laid-out graph of modules and ops.
@@ -1257,7 +1243,7 @@ def structure(model, input_shape=None, input_dtype=None, depth: int | None = Non
         fine = _fx_fine(model, fxg, 1 if shapes is None else len(shapes))
         if shapes is not None:
             err = None
-            for args, dts in _meta_args(model, shapes, input_dtype):
+            for args, dts in meta_args(model, shapes, input_dtype):
                 try:
                     got = _fx_shapes(model, fxg, args)
                 except Exception as e:  # noqa: BLE001
@@ -1277,7 +1263,7 @@ def structure(model, input_shape=None, input_dtype=None, depth: int | None = Non
             notes.append("the hooks fallback needs input_shape: showing the module tree")
         else:
             err = None
-            for args, dts in _meta_args(model, shapes, input_dtype):
+            for args, dts in meta_args(model, shapes, input_dtype):
                 try:
                     fine, module_shape = _hooks_fine(model, args)
                 except Exception as e:  # noqa: BLE001

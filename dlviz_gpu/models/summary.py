@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 
 from .catalog import Catalog, format_bytes
 
-__all__ = ["summary", "ModelSummary", "trace_calls", "ModuleCall", "meta_inputs"]
+__all__ = ["summary", "ModelSummary", "trace_calls", "ModuleCall", "meta_inputs", "meta_args",
+           "call_hooks", "format_shape"]
 
 _SHAPE_HELP = ("a tuple of positive ints including the batch dimension, e.g. (1, 128), or a "
                "list of such tuples for a model with several inputs")
@@ -638,29 +639,41 @@ def summary(model, input_shape=None, *, input_dtype=None, depth: int | None = No
     if shapes is None:
         out.shapes_note = "no input_shape given: output shapes need one, e.g. (1, 128)"
     else:
-        dtypes = _check_input_dtype(input_dtype, len(shapes))
-        tries = [dtypes] if dtypes is not None else [[_guess_dtype(model)] * len(shapes)]
-        if dtypes is None and any(isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag))
-                                  for m in model.modules()):
-            other = torch.float32 if tries[0][0] == torch.long else torch.long
-            tries.append([other] * len(shapes))
+        candidates = meta_args(model, shapes, input_dtype)
         first_error = None
-        for dts in tries:
+        for args, names in candidates:
             try:
-                args = tuple(torch.empty(s, dtype=d, device="meta") for s, d in zip(shapes, dts))
                 calls = trace_calls(model, args)
             except Exception as e:  # noqa: BLE001 - any failure of the user's forward
                 first_error = first_error or e
                 continue
             _attach(out, calls)
-            out.input_dtype = [str(d).removeprefix("torch.") for d in dts]
+            out.input_dtype = names
             break
         else:
-            out.input_dtype = [str(d).removeprefix("torch.") for d in tries[0]]
+            out.input_dtype = candidates[0][1]
             out.shapes_note = ("output shapes unavailable: the forward pass on the meta device "
                                f"failed ({_one_line(first_error)})")
     out.rows = _fold(out.rows, depth)
     return out
+
+
+def meta_args(model, shapes, input_dtype) -> list:
+    """Meta-device inputs to try: ``[(args, dtype names), ...]``.
+
+    The given dtypes; without them, the model's guessed dtype and, for a model
+    with embeddings, the other of float32 / long as well.
+    """
+    import torch
+
+    dtypes = _check_input_dtype(input_dtype, len(shapes))
+    tries = [dtypes] if dtypes is not None else [[_guess_dtype(model)] * len(shapes)]
+    if dtypes is None and any(isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag))
+                              for m in model.modules()):
+        other = torch.float32 if tries[0][0] == torch.long else torch.long
+        tries.append([other] * len(shapes))
+    return [(tuple(torch.empty(s, dtype=d, device="meta") for s, d in zip(shapes, dts)),
+             [str(d).removeprefix("torch.") for d in dts]) for dts in tries]
 
 
 def _attach(out: ModelSummary, calls: list) -> None:
