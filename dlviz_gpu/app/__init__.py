@@ -2,6 +2,9 @@
 
 ``dashboard.py``  the page (tensor tree, zoomable heatmap, histogram, stats,
                   per-layer bars, model summary) for any :class:`~dlviz_gpu.models.Catalog`
+``runs.py``       the dashboard of recorded training runs (``dlviz serve RUN``)
+``estimators.py`` the scikit-learn views of a classifier on one page
+``board.py``      what every dashboard shares (serving its page)
 ``demo.py``       the embedded default model of ``dlviz demo`` and its
                   background training loop
 

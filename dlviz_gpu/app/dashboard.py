@@ -33,6 +33,7 @@ import threading
 import numpy as np
 
 from .. import models
+from .board import Board
 
 #: heatmap frame in screen pixels (1-D tensors get a low strip)
 HEAT_SIZE = (760, 460)
@@ -50,7 +51,7 @@ def _fmt_int(n: int) -> str:
     return f"{n:,}"
 
 
-class Dashboard:
+class Dashboard(Board):
     """A model or checkpoint, ready to be served as a dashboard.
 
     Parameters
@@ -293,13 +294,6 @@ class Dashboard:
         """A fresh page for one browser session (a Panel layout)."""
         return DashboardSession(self).layout
 
-    def serve(self, port: int = 0, address: str = "127.0.0.1", show: bool = False, *,
-              allow_websocket_origin=None):
-        """Serve the dashboard (see :func:`dlviz_gpu.serve`); returns the URL with ``.stop()``."""
-        from ..views.output import serve
-
-        return serve(self.page, port=port, address=address, show=show,
-                     allow_websocket_origin=allow_websocket_origin, title=f"dlviz: {self.title}")
 
 
 def _table_html(rows, cls="dlviz-stats") -> str:

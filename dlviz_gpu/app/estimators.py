@@ -37,6 +37,7 @@ import html
 import numpy as np
 
 from ..models.estimators import final_step, is_torch_module, tree_nodes
+from .board import Board, note
 
 __all__ = ["EstimatorBoard", "EstimatorSession", "estimator_dashboard", "SURFACE_SIZE",
            "TREE_SIZE"]
@@ -73,7 +74,7 @@ def _has_importances(estimator) -> bool:
     return np.ndim(imp) == 1 and np.size(imp) > 0
 
 
-class EstimatorBoard:
+class EstimatorBoard(Board):
     """A fitted classifier and its samples, ready to be served as a dashboard.
 
     Parameters
@@ -222,17 +223,6 @@ class EstimatorBoard:
         """A fresh page for one browser session (a Panel layout)."""
         return EstimatorSession(self).layout
 
-    def serve(self, port: int = 0, address: str = "127.0.0.1", show: bool = False, *,
-              allow_websocket_origin=None):
-        """Serve the dashboard (see :func:`dlviz_gpu.serve`); returns the URL with ``.stop()``."""
-        from ..views.output import serve
-
-        return serve(self.page, port=port, address=address, show=show,
-                     allow_websocket_origin=allow_websocket_origin, title=f"dlviz: {self.title}")
-
-
-def _note(pn, text: str):
-    return pn.pane.Markdown(f"*{html.escape(text)}*", sizing_mode="stretch_width")
 
 
 class EstimatorSession:
@@ -436,7 +426,7 @@ class EstimatorSession:
         height = 300 if imp.size <= 12 else min(900, 120 + 18 * min(imp.size, TOP_IMPORTANCES))
         items = []
         if top is not None:
-            items.append(_note(pn, f"the {TOP_IMPORTANCES} most important of {imp.size} "
+            items.append(note(pn, f"the {TOP_IMPORTANCES} most important of {imp.size} "
                                    "features"))
         try:
             self.importances_pane = pn.pane.HoloViews(
@@ -444,7 +434,7 @@ class EstimatorSession:
                             height=height), sizing_mode="fixed")
             items.append(self.importances_pane)
         except (ValueError, TypeError) as err:
-            items.append(_note(pn, f"no importances: {err}"))
+            items.append(note(pn, f"no importances: {err}"))
         return pn.Column(*items, name="Importances")
 
 

@@ -29,6 +29,7 @@ import html
 import operator
 
 from ..watch.store import Run, open_run
+from .board import Board, note
 
 __all__ = ["RunBoard", "RunSession", "FOLLOW_SECONDS"]
 
@@ -47,11 +48,7 @@ def _open(runs) -> list:
     return out
 
 
-def _note(pn, text: str):
-    return pn.pane.Markdown(f"*{html.escape(text)}*", sizing_mode="stretch_width")
-
-
-class RunBoard:
+class RunBoard(Board):
     """What the sessions of a run dashboard share: the open runs and the title.
 
     Parameters
@@ -75,13 +72,6 @@ class RunBoard:
         for r in self.runs:
             warm_views(r)
 
-    def serve(self, port: int = 0, address: str = "127.0.0.1", show: bool = False, *,
-              allow_websocket_origin=None):
-        """Serve the dashboard (see :func:`dlviz_gpu.serve`); returns the URL with ``.stop()``."""
-        from ..views.output import serve
-
-        return serve(self.page, port=port, address=address, show=show,
-                     allow_websocket_origin=allow_websocket_origin, title=f"dlviz: {self.title}")
 
 
 class RunSession:
@@ -223,7 +213,7 @@ class RunSession:
             obj = build()
         except (KeyError, ValueError, LookupError) as err:
             msg = err.args[0] if err.args else str(err)
-            pane.objects = [_note(pn, f"nothing to draw yet: {msg}")]
+            pane.objects = [note(pn, f"nothing to draw yet: {msg}")]
             return
         if isinstance(obj, tuple):
             obj, kwargs = obj
@@ -282,7 +272,7 @@ class RunSession:
         pn = self.pn
         name = self.wparam.value
         if name is None:
-            self.weights_pane.objects = [_note(pn, "no weight matrices in this run")]
+            self.weights_pane.objects = [note(pn, "no weight matrices in this run")]
             return
         steps = [int(s) for s in self.run.snapshot_steps(name)]
         self._syncing = True
