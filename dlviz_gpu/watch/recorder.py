@@ -179,15 +179,16 @@ class Watch:
         self.names = [n for n, _ in params]
         self.params = [p for _, p in params]
         self.trainable = [bool(p.requires_grad) for p in self.params]
+        # the 2-D view of each parameter (snapshots, dead units), or (None, None)
+        self._shapes = [_matrix_shape(p) for p in self.params]
         infos = []
-        for name, p in params:
-            rows, cols = _matrix_shape(p)
+        for (name, p), (rows, cols) in zip(params, self._shapes):
             module = name.rsplit(".", 1)[0] if "." in name else ""
             infos.append(ParamInfo(name=name, shape=tuple(int(s) for s in p.shape),
                                    dtype=str(p.dtype).replace("torch.", ""), numel=p.numel(),
                                    layer=layer_of(module), frozen=not p.requires_grad,
                                    rows=rows, cols=cols))
-        self._rows = [r for r, _ in (_matrix_shape(p) for p in self.params)]
+        self._rows = [r for r, _ in self._shapes]
         cfg = {"every": self.every, "bins": self.bins, "histograms": self.histograms,
                "snapshot_every": self.snapshot_every, "snapshot_size": self.snapshot_size,
                "dead_after": self.dead_after, "updates": self.updates,
@@ -206,7 +207,6 @@ class Watch:
         self._last_step = None
         self._prev = [None] * len(self.params)
         self._prev_ready = [False] * len(self.params)
-        self._groups = self._device_groups()
         self._streak = [None] * len(self.params)       # writer thread only
         self._dead = [0] * len(self.params)             # writer thread only
         self._error: BaseException | None = None
@@ -265,7 +265,11 @@ class Watch:
     # logging
     # ------------------------------------------------------------------
 
-    def _device_groups(self) -> list:
+    def _device_groups(self, grads) -> list:
+        """``[(indices, probe), ...]``: the parameters by device, each with the probe that
+        reads all its tensors where they are (chosen at every recorded step, so a model
+        moved to another device, or a gradient the CPU kernels cannot view in place,
+        is measured all the same)."""
         from .probes import probe_for
 
         by_dev: dict = {}
@@ -274,6 +278,8 @@ class Watch:
         groups = []
         for idx in by_dev.values():
             tensors = [self.params[i] for i in idx]
+            tensors += [grads[i] for i in idx if grads[i] is not None]
+            tensors += [self._prev[i] for i in idx if self._prev_ready[i]]
             groups.append((idx, probe_for(tensors, self.bins)))
         return groups
 
@@ -338,10 +344,11 @@ class Watch:
 
         P = len(self.params)
         parts = []
+        all_grads = [p.grad if t else None for p, t in zip(self.params, self.trainable)]
         with torch.no_grad():
-            for idx, probe in self._groups:
+            for idx, probe in self._device_groups(all_grads):
                 weights = [self.params[i] for i in idx]
-                grads = [self.params[i].grad if self.trainable[i] else None for i in idx]
+                grads = [all_grads[i] for i in idx]
                 prevs = [self._prev[i] if self._prev_ready[i] else None for i in idx]
                 rows = [self._rows[i] is not None and grads[k] is not None
                         for k, i in enumerate(idx)]
@@ -355,9 +362,9 @@ class Watch:
         out = []
         S = self.snapshot_size
         for i, p in enumerate(self.params):
-            if self._rows[i] is None:
+            r, c = self._shapes[i]
+            if r is None:
                 continue
-            r, c = _matrix_shape(p)
             ras = rasterize(p.detach(), width=min(c, S), height=min(r, S),
                             stats=("mean", "extremum"))
             out.append((i, "mean", np.asarray(ras["mean"], np.float32)))

@@ -283,3 +283,18 @@ def test_training_killed_with_sigkill_keeps_every_flushed_step(tmp_path):
     with open_run(store) as r:
         assert r.last_step == 10_000
     assert os.path.exists(store)
+
+
+def test_a_gradient_the_kernels_cannot_read_in_place_is_measured_all_the_same(tmp_path):
+    """A non-contiguous gradient goes through the torch probe, with the same numbers."""
+    model = torch.nn.Linear(6, 4)
+    with dv.watch(model, store=tmp_path / "nc", histograms=True) as run:
+        model.weight.grad = torch.randn(6, 4).t()          # (4, 6), not contiguous
+        model.bias.grad = torch.randn(4)
+        run.log(0, loss=1.0)
+    with open_run(tmp_path / "nc") as r:
+        i = r.param_index("weight")
+        _, norm = r.stat("norm", kind="grad")
+        assert norm[i, 0] == pytest.approx(model.weight.grad.double().norm().item(), rel=1e-12)
+        _, h = r.histograms("weight", kind="grad")
+        assert h.counts[0].sum() == 24
