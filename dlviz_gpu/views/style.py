@@ -15,10 +15,12 @@ distribution strip all read the same way:
 from __future__ import annotations
 
 import math
+import unicodedata
 
 import numpy as np
 
 from .. import tensor_stats as _stats
+from ..names import display
 
 #: the project's one number format for titles, hovers and tables
 format_value = _stats.format_value
@@ -40,6 +42,63 @@ ROBUST_PERCENTILE = 99.5
 #: The one point of a legend entry (a glyph that only names a colour): not drawn
 #: (NaN), but BokehJS draws no legend swatch for a glyph without data.
 LEGEND_POINT = [(float("nan"), float("nan"))]
+
+
+#: Longest name a title, legend entry or label shows (a longer one keeps its
+#: start and end); the exact name stays in the data.
+LABEL_LIMIT = 120
+# names HoloViews refuses as a label or group (its sanitizer's ``disallowed``,
+# which IPython's tab completion needs; ``_repr_*_`` are refused as well)
+_HV_DISALLOWED = ("trait_names", "_ipython_display_", "_getAttributeNames")
+
+
+def label(name, limit: int | None = LABEL_LIMIT) -> str:
+    """``name`` as a HoloViews ``label`` (or ``group``) and as the text of a title or legend.
+
+    HoloViews turns labels into attribute names, character by character, on
+    paths that depend on the hash seed (a set of option specs), and fails on
+    a character without a Unicode name (every control character, NUL, some
+    printable ideographs) or on ``\\r``, ``\\a``, ``\\b``, ``\\v``, ``\\f``; a
+    raw tensor name must never reach it.  This is :func:`dlviz_gpu.names.display`
+    (controls and invisible characters shown as escapes, long names cut to
+    ``limit``), with the characters Python's Unicode database has no name
+    for escaped as well, and a trailing space after the few names HoloViews
+    reserves.
+
+    Parameters
+    ----------
+    name : str
+        A tensor, parameter or module name (or any text).
+    limit : int or None
+        Longest shown form (None: the whole name).
+
+    Returns
+    -------
+    str
+    """
+    text = display(name, limit=limit)
+    if not text.isascii():
+        text = "".join(c if c.isascii() or unicodedata.name(c, None) else
+                       (f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}")
+                       for c in text)
+    if text in _HV_DISALLOWED or (text.startswith("_repr_") and text.endswith("_")):
+        text += " "
+    return text
+
+
+def labels(names, limit: int | None = LABEL_LIMIT) -> list[str]:
+    """:func:`label` of each name, all different (categorical axes and widgets need unique
+    factors): names that the ``limit`` cuts to the same text are shown whole."""
+    names = list(names)
+    shown = [label(n, limit) for n in names]
+    if len(set(shown)) < len(shown):
+        shown = [label(n, None) for n in names]
+    seen: dict = {}
+    for i, s in enumerate(shown):      # only a name that is a reserved word plus a space
+        if s in seen:
+            shown[i] = f"{s} ({i})"
+        seen[shown[i]] = i
+    return shown
 
 
 def ensure_bokeh():
