@@ -255,12 +255,14 @@ def histplot(tensor_or_histogram, bins=256, range=None, scale: str = "linear",  
     if label is None or isinstance(label, str):
         names = [nm if nm is not None else (f"tensor {i}" if many else (label or "values"))
                  for i, (_, nm) in enumerate(rows)]
-        title_name = label
+        title_name = style.label(label) if label else label
     else:
         names = [str(v) for v in label]
         if len(names) != n:
             raise ValueError(f"label: expected {n} names (one per tensor); got {len(names)}")
         title_name = None
+    # names are data: shown with controls escaped, and never raw as HoloViews labels
+    names = style.labels(names)
     if color is None:
         colours = _default_colours(n)
     elif isinstance(color, str):
@@ -504,7 +506,7 @@ def distribution(histograms_over_steps, steps=None, percentiles=PERCENTILES, wid
     vdims = ["count", "fraction", "at_step", "lo", "hi", "bin"]
     colour_by = value
     if h.names is not None:
-        cols["tensor"] = np.array(h.names, dtype=object)[t_idx]
+        cols["tensor"] = np.array(style.labels(h.names), dtype=object)[t_idx]
         vdims.append("tensor")
     limits = style.robust_limits(cval, norm if norm != "symlog" else "linear", signed=False,
                                  percentile=100.0)
@@ -560,6 +562,7 @@ def distribution(histograms_over_steps, steps=None, percentiles=PERCENTILES, wid
             layers += [halo, line]
 
     # ---- title, axes ----------------------------------------------------------
+    label = style.label(label) if label else label
     title = f"{label or 'distribution'}: {T} step{'s' if T != 1 else ''} x {B} bins"
     if value == "fraction":
         title += ", colour = fraction"
@@ -573,7 +576,8 @@ def distribution(histograms_over_steps, steps=None, percentiles=PERCENTILES, wid
         title += f" - not in the bins: {note}"
     xt = {}
     if steps is None and h.names is not None and T <= 60:
-        xt = {"xticks": [(float(i), n) for i, n in enumerate(h.names)], "xrotation": 45}
+        xt = {"xticks": [(float(i), n) for i, n in enumerate(style.labels(h.names))],
+              "xrotation": 45}
     frame = dict(frame_width=width, frame_height=height, xlabel="step" if not xt else "tensor",
                  ylabel=label or "value", **axis_opts, **xt)
     layers = [el.opts(backend="bokeh", **frame) for el in layers]
@@ -663,7 +667,8 @@ def bars(mapping, sort: bool = False, logy: bool = False, width: int = 700, heig
     if not isinstance(xrotation, (int, float)) or isinstance(xrotation, bool):
         raise TypeError(f"xrotation: expected a number of degrees; got {xrotation!r}")
     items = _bars_items(mapping)
-    names = [n for n, _ in items]
+    # names are data: the axis, hover and title show them with controls escaped
+    names = style.labels(n for n, _ in items)
     values = np.array([v for _, v in items], dtype=np.float64)
     missing = ~np.isfinite(values)
     if logy and np.any(values[~missing] <= 0):
@@ -679,7 +684,7 @@ def bars(mapping, sort: bool = False, logy: bool = False, width: int = 700, heig
         values = values[order]
         missing = missing[order]
     horizontal = len(names) > HORIZONTAL_ABOVE
-    what = label or "value"
+    what = style.label(label) if label else "value"
     el = hv.Bars((names, values), kdims=["name"], vdims=[what])
     title = f"{label + ': ' if label else ''}{len(names)} names"
     if missing.any():

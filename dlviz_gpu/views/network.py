@@ -33,6 +33,7 @@ import numpy as np
 from ..models.graph import (NODE_HEIGHT, NODE_WIDTH, X_GAP, Y_GAP, GraphNode, ModelGraph,
                             structure)
 from ..models.summary import format_shape
+from ..names import display
 from . import style
 
 #: Fill colour of a node by its ``kind``.
@@ -91,12 +92,14 @@ class GraphView:
         x, y = g.x, g.y
         hw, hh = NODE_WIDTH / 2.0, NODE_HEIGHT / 2.0
         nodes = g.nodes
-        labels = [_cut(nd.label) for nd in nodes]
+        # module names and types are data (a checkpoint's names): shown with controls escaped
+        labels = [_cut(display(nd.label)) for nd in nodes]
         cols = {
             "x0": x - hw, "y0": y - hh, "x1": x + hw, "y1": y + hh,
             "label": labels,
-            "name": [nd.name for nd in nodes],
-            "type": [nd.type or "-" for nd in nodes],
+            "name": [display(nd.name, limit=style.LABEL_LIMIT) for nd in nodes],
+            "type": [display(nd.type, limit=style.LABEL_LIMIT) if nd.type else "-"
+                     for nd in nodes],
             "kind": [nd.kind for nd in nodes],
             "shape": [_shape_text(nd.output_shape) for nd in nodes],
             "params": np.fromiter((nd.params for nd in nodes), np.int64, n),
@@ -128,7 +131,7 @@ class GraphView:
             self.labels = self.labels.opts(backend="matplotlib", color="#111111", size=7,
                                            visible=self.initial_scale() >= self.label_scale)
         xlim, ylim = self._limits(x, y)
-        head = title if title is not None else _title(g)
+        head = style.label(title if title is not None else _title(g), limit=300)
         self.element = hv.Overlay([self.edges, self.long_edges, self.nodes,
                                    self.labels]).opts(
             backend="bokeh", frame_width=self.width, frame_height=self.height, xlim=xlim,

@@ -68,7 +68,8 @@ class CurveView:
             raise TypeError(f"logy: expected True or False; got {logy!r}")
         self.logy = bool(logy)
         self.color = _check_color(color)
-        self.label = label or "value"
+        # a name is data: shown with controls escaped, never raw as a HoloViews label
+        self.label = style.label(label) if label else "value"
         self.has_x = x is not None
         self.raw = Decimator(y, x=x, smoothing=0.0, backend=backend)
         self.smooth = (Decimator(y, x=x, smoothing=self.smoothing, backend=backend)

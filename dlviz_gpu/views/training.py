@@ -30,6 +30,7 @@ import os
 
 import numpy as np
 
+from ..names import display
 from ..raster import check_size
 from . import style
 
@@ -237,13 +238,14 @@ def gradient_flow(run, stat: str = "norm", kind: str = "grad", width: int = 900,
     since = _check_since(since)
 
     with _reading(run) as r:
-        names = [p.name for p in r.params]
+        # names are data (what a model calls its parameters): shown with controls escaped
+        names = style.labels(p.name for p in r.params)
         steps, values = r.stat(stat, kind=kind, since=since)
         bad = None
         for special in ("nan", "posinf", "neginf"):
             _, v = r.stat(special, kind=kind, since=since)
             bad = v if bad is None else bad + v
-        run_name = r.name
+        run_name = style.label(r.name)
     steps = np.asarray(steps, np.int64)
     values = np.asarray(values, np.float64).reshape(len(names), steps.size)
     bad = np.asarray(bad, np.float64).reshape(values.shape)
@@ -481,9 +483,9 @@ def update_ratios(run, top: int = 10, *, since: int | None = None, width: int = 
     height = check_size(height, "height")
     since = _check_since(since)
     with _reading(run) as r:
-        names = [p.name for p in r.params]
+        names = style.labels(p.name for p in r.params)
         steps, ratio = r.update("ratio", since=since)
-        run_name = r.name
+        run_name = style.label(r.name)
     steps = np.asarray(steps, np.int64)
     ratio = np.asarray(ratio, np.float64).reshape(len(names), steps.size)
     n_zero = int(np.count_nonzero(ratio == 0))
@@ -651,7 +653,7 @@ def training_curves(run, names=DEFAULT_CURVES, smoothing=0.6, *, since: int | No
         # scalar, or the layout would link the loss's y axis to the lr's (not
         # the scalar's name itself: that is the element's label, and
         # matplotlib's legend would read a dimension of the same label)
-        c = c.redim.label(y=f"{n} value")
+        c = c.redim.label(y=f"{style.label(n)} value")
         if view is not None:
             c.view = view
         plots.append(c)
@@ -685,10 +687,13 @@ def alerts_table(run, *, since: int | None = None, width: int = 900, height: int
     width = check_size(width, "width")
     height = check_size(height, "height")
     rows = alerts(run, since=since)
+    # parameter names and messages are data: shown with controls escaped
     data = {"step": np.array([a["step"] for a in rows], dtype=np.int64),
-            "parameter": np.array([a["param"] or "" for a in rows], dtype=object),
-            "kind": np.array([a["kind"] for a in rows], dtype=object),
-            "message": np.array([a["message"] for a in rows], dtype=object)}
+            "parameter": np.array([display(a["param"] or "", limit=style.LABEL_LIMIT)
+                                   for a in rows], dtype=object),
+            "kind": np.array([display(a["kind"], exact=False) for a in rows], dtype=object),
+            "message": np.array([display(a["message"], exact=False) for a in rows],
+                                dtype=object)}
     title = f"{len(rows)} alert{'s' if len(rows) != 1 else ''}" if rows else "no alerts"
     table = hv.Table(data, kdims=["step"], vdims=["parameter", "kind", "message"],
                      label=title)
@@ -827,13 +832,14 @@ def weight_evolution(run, param, stat: str = "mean", *, steps=None, max_frames: 
     h = _frame_height(width, rows, cols, height)
     vdim = hv.Dimension("value", label=f"weight {stat}")
     shown = len(chosen) if dynamic else len(frames)
-    title = (f"{info.name} [{rows}x{cols}] {stat}, {shown} of {stored.size} snapshot"
+    name = style.label(info.name)
+    title = (f"{name} [{rows}x{cols}] {stat}, {shown} of {stored.size} snapshot"
              f"{'s' if stored.size != 1 else ''}")
     tips = [("rows", "$y{custom}"), ("cols", "$x{custom}"), (stat, "@{value}{%.6g}")]
 
     def frame(s, snap):
         img = hv.Image(snap[::-1], bounds=bounds, kdims=["col", "row"], vdims=[vdim],
-                       label=info.name)
+                       label=name)
         opts = _snapshot_opts(bounds, snap.shape, width, h, palette, limits,
                               f"{title} - step {s}")
         opts["hover_tooltips"] = tips
@@ -939,11 +945,12 @@ def snapshot_diff(run, param, step_a: int, step_b: int, stat: str = "mean", *,
     h = _frame_height(width, rows, cols, height)
     fin = diff[np.isfinite(diff)]
     big = style.format_value(float(np.abs(fin).max())) if fin.size else "n/a"
-    title = (f"{info.name} {stat}: step {a_step} - step {b_step}, max |diff| {big}")
+    name = style.label(info.name)
+    title = (f"{name} {stat}: step {a_step} - step {b_step}, max |diff| {big}")
     data = np.dstack([diff[::-1], a[::-1], b[::-1]])
     img = hv.Image(data, bounds=bounds, kdims=["col", "row"],
                    vdims=[hv.Dimension("diff", label=f"diff {stat}"), "a", "b"],
-                   label=info.name)
+                   label=name)
     opts = _snapshot_opts(bounds, a.shape, width, h, palette, limits, title)
     opts["hover_tooltips"] = [("rows", "$y{custom}"), ("cols", "$x{custom}"),
                               ("a - b", "@{diff}{%.6g}"), (f"step {a_step}", "@{a}{%.6g}"),

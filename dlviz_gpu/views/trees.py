@@ -35,6 +35,7 @@ import threading
 import numpy as np
 
 from ..models.estimators import final_step, tree_layout, tree_nodes
+from ..names import display
 from ..raster import check_size
 from . import style
 
@@ -147,7 +148,9 @@ class TreeView:
     def _columns(self) -> None:
         nd, lay = self.nodes, self.layout
         ids = np.flatnonzero(lay.visible)
-        split = nd.split_text()
+        # feature and class names are data (a DataFrame's columns): shown with controls
+        # escaped in the hover, the labels and the legend
+        split = np.array([display(t, exact=False) for t in nd.split_text()], dtype=object)
         leaf = nd.is_leaf
         folded = lay.folded
         hidden = lay.subtree_nodes - 1
@@ -159,7 +162,7 @@ class TreeView:
                 "impurity": nd.impurity[ids], "colour": self.colour_index[ids]}
         if nd.is_classifier:
             counts = nd.counts()
-            names = nd.class_names
+            names = [display(n, limit=style.LABEL_LIMIT) for n in nd.class_names]
             maj = nd.majority()
             cols["class"] = np.array(names, dtype=object)[maj[ids]]
             cols["purity"] = nd.purity()[ids]
@@ -201,7 +204,7 @@ class TreeView:
     # -- HoloViews ---------------------------------------------------------------------
     def title(self) -> str:
         nd, lay = self.nodes, self.layout
-        t = (f"{nd.source}: {nd.n_nodes:,} nodes, {nd.n_leaves:,} leaves, depth "
+        t = (f"{style.label(nd.source)}: {nd.n_nodes:,} nodes, {nd.n_leaves:,} leaves, depth "
              f"{nd.max_depth}")
         if nd.criterion:
             t += f", {nd.criterion}"
@@ -250,7 +253,7 @@ class TreeView:
             layers.append(fpts.opts(backend="bokeh", size=FOLDED_SIZE, marker="square",
                                     **common))
         if nd.is_classifier:
-            for name, col in zip(nd.class_names, self.class_colors):
+            for name, col in zip(style.labels(nd.class_names), self.class_colors):
                 layers.append(hv.Points(style.LEGEND_POINT, kdims=kd, label=name).opts(
                     backend="bokeh", color=col, size=8))
         return hv.Overlay(layers)
@@ -433,6 +436,7 @@ def importances(forest, feature_names=None, top: int | None = None, *, width: in
     if std is None:
         return el
     horizontal = len(names) > HORIZONTAL_ABOVE
+    names = style.labels(names)      # the factors bars() shows for the same names
     if horizontal:
         err = hv.ErrorBars((names[::-1], imp[::-1], std[::-1]), kdims=["name"],
                            vdims=["importance", "std"]).opts(backend="bokeh", invert_axes=True)
