@@ -14,6 +14,11 @@ Exit status: 0 done, 1 a file refused (the message names it and says why) or
 nothing to show, 2 a usage error, 130 interrupted (``serve`` and ``demo``
 stop on Ctrl-C with 0).  Nothing here imports a plotting library until a
 command draws, so ``--help`` and ``inspect`` start fast.
+
+Names are data: whatever a file calls its tensors (escape sequences, CR/LF,
+NUL, bidirectional overrides, HTML), the terminal, the report and the page
+show them through :func:`dlviz_gpu.names.display` (control characters as
+``\\x1b``-style escapes), while ``--json`` and ``index.json`` keep them exact.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ import time
 import warnings
 from pathlib import Path
 
+from .names import display
+
 # the engine's statistics and norms, repeated here so that ``--help`` imports
 # neither numba nor HoloViews (tests check they match the views' own lists)
 AGGS = ("mean", "min", "max", "extremum", "std", "count", "nan_count")
@@ -38,6 +45,8 @@ NORMS = ("linear", "log", "symlog", "eq_hist")
 OTHER_RANKS = ("flatten", "stack", "skip")
 #: tensor bytes read by ``render`` between releases of the file pages it touched
 RELEASE_BYTES = 256 * 2**20
+#: longest name the ``inspect`` table shows (its start and end); --json has them whole
+NAME_LIMIT = 160
 
 
 class UsageError(Exception):
@@ -219,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     from .models import CheckpointError
 
+    _tolerant_streams()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -230,10 +240,11 @@ def main(argv: list[str] | None = None) -> int:
         code = stop.code
         return code if isinstance(code, int) else (0 if code is None else 2)
     except (CheckpointError, NothingToShow) as err:
-        print(f"dlviz: error: {err}", file=sys.stderr)
+        # the message may quote a file's names or a path: shown, never obeyed
+        print(f"dlviz: error: {display(str(err), exact=False)}", file=sys.stderr)
         return 1
     except OSError as err:  # a file that cannot be read
-        print(f"dlviz: error: {err}", file=sys.stderr)
+        print(f"dlviz: error: {display(str(err), exact=False)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("dlviz: interrupted", file=sys.stderr)
@@ -243,6 +254,19 @@ def main(argv: list[str] | None = None) -> int:
 # --------------------------------------------------------------------------
 # shared
 # --------------------------------------------------------------------------
+
+def _tolerant_streams() -> None:
+    """Let stdout and stderr write any text: what their encoding lacks becomes an escape.
+
+    Names are shown printable (:func:`~dlviz_gpu.names.display`), but not
+    necessarily ASCII; a terminal or pipe with an ASCII or Latin-1 encoding
+    would otherwise end ``inspect`` with a UnicodeEncodeError.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):  # not a text stream we may change
+            pass
 
 def _open(paths: list[str]):
     from . import models
@@ -272,12 +296,49 @@ def _select(cat, pattern: str | None):
     names = set(cat.select(pattern))
     if not names:
         raise NothingToShow(f"no tensor matches --filter {pattern!r} (the catalog has "
-                            f"{len(cat)} tensors, e.g. {', '.join(cat.names[:3])})")
+                            f"{len(cat)} tensors, e.g. "
+                            f"{', '.join(display(n, limit=80) for n in cat.names[:3])})")
     infos = [i for i in cat.infos if i.name in names]
     by_source: dict[str, list] = {}
     for info in infos:
         by_source.setdefault(info.source, []).append(info)
     return infos, Catalog([_Listing(p, group) for p, group in by_source.items()])
+
+
+def _shown_info(info, limit: int | None):
+    """``info`` with every text shown as :func:`~dlviz_gpu.names.display` does (itself when
+    nothing needs it)."""
+    from dataclasses import replace
+
+    name = display(info.name, limit=limit)
+    module = display(info.module)
+    tied = None if info.tied_to is None else display(info.tied_to, limit=limit)
+    dtype = display(info.dtype, exact=False)
+    if (name, module, tied, dtype) == (info.name, info.module, info.tied_to, info.dtype):
+        return info
+    return replace(info, name=name, module=module, tied_to=tied, dtype=dtype)
+
+
+def _shown(listing, limit: int | None = None):
+    """A Catalog listing ``listing``'s tensors under the names a terminal may show.
+
+    Catalog's table and tree print names as they are; a name is data from the
+    file, and one holding ESC or CR would rewrite the terminal.  The listing
+    shows each name through :func:`~dlviz_gpu.names.display` (``limit``: cut
+    long names in the middle), and stays ``listing`` itself when no name needs
+    it.  Two names cut to the same text are shown whole instead.
+    """
+    from .models import Catalog
+
+    shown = [_shown_info(i, limit) for i in listing.infos]
+    if all(a is b for a, b in zip(shown, listing.infos)):
+        return listing
+    if limit is not None and len({i.name for i in shown}) < len(shown):
+        return _shown(listing, None)
+    by_source: dict[str, list] = {}
+    for info in shown:
+        by_source.setdefault(info.source, []).append(info)
+    return Catalog([_Listing(p, group) for p, group in by_source.items()])
 
 
 def layer_of(module: str) -> str:
@@ -358,19 +419,20 @@ def _cmd_inspect(args) -> int:
         _print(json.dumps(out, indent=1))
         return 0
     if args.tree:
-        text = _tree_text(shown.tree(), args.depth)
+        text = _tree_text(_shown(shown).tree(), args.depth)
         tot = _totals(infos)
         from .models import format_bytes
 
         text += (f"\n{tot['tensors']} tensors, {tot['params']:,} parameters, "
                  f"{format_bytes(tot['bytes'])}")
     else:
-        text = shown.table(args.max_rows)
+        text = _shown(shown, NAME_LIMIT).table(args.max_rows)
     if args.filter is not None:
         text += f"\n(selected by --filter {args.filter!r} from {len(cat)} tensors)"
     if cat.skipped:
         text += (f"\n{len(cat.skipped)} non-tensor entries left out: "
-                 + ", ".join(f"{k} ({v})" for k, v in list(cat.skipped.items())[:5])
+                 + ", ".join(f"{display(k, limit=NAME_LIMIT)} ({display(v, exact=False)})"
+                             for k, v in list(cat.skipped.items())[:5])
                  + (", ..." if len(cat.skipped) > 5 else ""))
     _print(text)
     return 0
@@ -411,19 +473,23 @@ def _layout_note(m) -> str:
 def _figures(cat, info, layout, args):
     """(heatmap, histplot or None, notes) of one tensor, read from the map."""
     import dlviz_gpu as dv
+    from .views.style import label as view_label
 
+    # the views get the name as it may be shown (HoloViews fails on some
+    # characters, depending on the hash seed); the data is read by the exact one
+    label = view_label(info.name)
     m = cat.matrix(info.name, layout)
     notes = [_layout_note(m)]
     height = args.height if m.shape[0] > 1 else min(args.height, 120)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        heat = dv.heatmap(m, agg=args.agg, norm=args.norm, dynamic=False, label=info.name,
+        heat = dv.heatmap(m, agg=args.agg, norm=args.norm, dynamic=False, label=label,
                           width=args.width, height=height, hover=(args.agg,))
     # the view's own warnings about the data (all NaN, ...) become notes
     notes += list(dict.fromkeys(str(w.message) for w in caught
                                 if issubclass(w.category, RuntimeWarning)))
     try:
-        hist = dv.histplot(m, bins=args.bins, label=info.name,
+        hist = dv.histplot(m, bins=args.bins, label=label,
                            width=max(300, round(args.width * 0.7)), height=max(200, height))
     except (ValueError, TypeError) as err:  # e.g. no finite value to bin
         hist = None
@@ -435,6 +501,7 @@ _CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5em 2em; color: #222; }
 h1 { font-size: 1.5em; margin-bottom: .2em; } h2 { margin-top: 1.6em; }
 h3 { font-family: ui-monospace, monospace; font-size: 1.05em; margin: 1.4em 0 .2em; }
+h1, h3, td { overflow-wrap: anywhere; }
 table { border-collapse: collapse; font-size: .9em; }
 td, th { padding: 2px 10px; text-align: left; border-bottom: 1px solid #ddd; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
@@ -448,6 +515,7 @@ def _summary(cat, infos, args) -> tuple[str, str]:
 
     tot = _totals(cat.infos)
     head = args.title or ", ".join(os.path.basename(os.path.normpath(p)) for p in args.paths)
+    head = display(head, exact=False)
     line = (f"{tot['tensors']:,} tensors, {tot['params']:,} parameters, "
             f"{format_bytes(tot['bytes'])}")
     if len(infos) != len(cat.infos):
@@ -512,7 +580,7 @@ def _cmd_render(args) -> int:
                f"{size / 2**20:.1f} MiB in {time.perf_counter() - t0:.1f} s")
         if failed:
             msg += f"; {len(failed)} could not be drawn: " + "; ".join(failed[:3])
-        print(msg, file=sys.stderr)
+        print(display(msg, exact=False), file=sys.stderr)
     return 0
 
 
@@ -535,13 +603,13 @@ class _Report:
                     if layout is None:
                         self.listed(k, info, note)
                         continue
-                    bar.set_postfix_str(info.name[-40:], refresh=False)
+                    bar.set_postfix_str(display(info.name)[-40:], refresh=False)
                     try:
                         heat, hist, notes = _figures(self.cat, info, layout, self.args)
                     except CheckpointError:  # the file itself is at fault: stop
                         raise
                     except (ValueError, TypeError) as err:  # a tensor the engine refuses
-                        failed.append(f"{info.name}: {err}")
+                        failed.append(f"{display(info.name)}: {err}")
                         self.listed(k, info, f"could not be drawn: {err}")
                     else:
                         with warnings.catch_warnings():
@@ -644,15 +712,15 @@ class _HtmlReport(_Report):
         self.body.write(f"<section{ident}>\n")
         if heading:
             tag = "h3" if anchor else "h2"
-            self.body.write(f"<{tag}>{html.escape(heading)}</{tag}>\n")
+            self.body.write(f"<{tag}>{html.escape(display(heading))}</{tag}>\n")
         if meta:
-            self.body.write(f"<p class=\"meta\">{html.escape(meta)}</p>\n")
+            self.body.write(f"<p class=\"meta\">{html.escape(display(meta, exact=False))}</p>\n")
         self.body.write(f"{div}\n{script}\n</section>\n")
 
     def tensor(self, k, info, heat, hist, notes):
         from .models import format_bytes
 
-        meta = (f"{_shape_text(info.shape)} {info.dtype}, {info.params:,} parameters, "
+        meta = (f"{_shape_text(info.shape)} {display(info.dtype)}, {info.params:,} parameters, "
                 f"{format_bytes(info.nbytes)}; " + "; ".join(notes))
         self._embed([heat] if hist is None else [heat, hist], info.name, f"t{k}", meta)
 
@@ -665,7 +733,9 @@ class _HtmlReport(_Report):
         from .models import format_bytes
 
         self.body.close()
-        e = html.escape
+
+        def e(text, exact=False):  # shown (controls escaped), then HTML-escaped
+            return html.escape(display(text, exact=exact))
         js, css = Bundle(**self.bundle, hashes=getattr(self, "hashes", {}))
         with open(self.tmp, "w", encoding="utf-8") as f:
             f.write(f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -679,7 +749,8 @@ class _HtmlReport(_Report):
                     "<th>bytes</th><th></th></tr>\n")
             for k, (info, _, _) in enumerate(self.todo):
                 note = self.status.get(k)
-                name = e(info.name) if note is not None else f"<a href=\"#t{k}\">{e(info.name)}</a>"
+                name = (e(info.name, True) if note is not None
+                        else f"<a href=\"#t{k}\">{e(info.name, True)}</a>")
                 f.write(f"<tr><td>{name}</td><td class=\"n\">{_shape_text(info.shape)}</td>"
                         f"<td>{e(info.dtype)}</td><td class=\"n\">{info.params:,}</td>"
                         f"<td class=\"n\">{format_bytes(info.nbytes)}</td>"
@@ -723,7 +794,7 @@ class _PngReport(_Report):
 
         name = safe_filename(info.name, k)
         obj = heat if hist is None else (heat + hist).opts(shared_axes=False)
-        dv.save(obj, self.out / name, title=info.name)  # forgets its colour bars
+        dv.save(obj, self.out / name, title=display(info.name))  # forgets its colour bars
         self._entry(k, info, name, "; ".join(notes))
 
     def listed(self, k, info, note):
@@ -732,7 +803,8 @@ class _PngReport(_Report):
     def end(self):
         from .models import format_bytes
 
-        e = html.escape
+        def e(text, exact=False):  # shown (controls escaped), then HTML-escaped
+            return html.escape(display(text, exact=exact))
         index = {"title": self.head, "summary": self.line, "sources": self.cat.sources,
                  "agg": self.args.agg, "norm": self.args.norm, "bins": self.args.bins,
                  "layers": self.layers, "tensors": self.entries}
@@ -746,8 +818,8 @@ class _PngReport(_Report):
         parts.append("<h2>Tensors</h2>\n<table>\n<tr><th>name</th><th>shape</th>"
                      "<th>dtype</th><th>params</th><th>bytes</th><th></th></tr>\n")
         for r in self.entries:
-            name = (f"<a href=\"{e(r['file'])}\">{e(r['name'])}</a>" if r["file"]
-                    else e(r["name"]))
+            name = (f"<a href=\"{e(r['file'])}\">{e(r['name'], True)}</a>" if r["file"]
+                    else e(r["name"], True))
             parts.append(f"<tr><td>{name}</td><td class=\"n\">{_shape_text(r['shape'])}</td>"
                          f"<td>{e(r['dtype'])}</td><td class=\"n\">{r['params']:,}</td>"
                          f"<td class=\"n\">{format_bytes(r['bytes'])}</td>"
@@ -756,8 +828,8 @@ class _PngReport(_Report):
         parts.append("</table>\n")
         for r in self.entries:
             if r["file"]:
-                parts.append(f"<section><h3>{e(r['name'])}</h3>\n<img src=\"{e(r['file'])}\" "
-                             f"alt=\"{e(r['name'])}\" loading=\"lazy\"></section>\n")
+                parts.append(f"<section><h3>{e(r['name'], True)}</h3>\n<img src=\"{e(r['file'])}\" "
+                             f"alt=\"{e(r['name'], True)}\" loading=\"lazy\"></section>\n")
         parts.append("</body>\n</html>\n")
         (self.out / "index.html").write_text("".join(parts), encoding="utf-8")
 
@@ -792,7 +864,7 @@ def _run_server(board, args, t0: float) -> int:
         raise NothingToShow(f"{err}{hint}") from err
     try:
         board.warm()  # compile and read what the first page needs before announcing it
-        print(f"dlviz: the dashboard of {board.title} is at {url} (ready in "
+        print(f"dlviz: the dashboard of {display(board.title, exact=False)} is at {url} (ready in "
               f"{time.perf_counter() - t0:.1f} s; Ctrl-C stops it)", flush=True)
         if not args.no_browser and _desktop():
             import webbrowser
