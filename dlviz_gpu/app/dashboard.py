@@ -23,6 +23,11 @@ With a :class:`~dlviz_gpu.app.demo.Trainer` attached (``dlviz demo``) the
 page also shows the training status and loss curve, and follows the
 training: the pictures re-aggregate the live weights every few seconds
 without losing the zoom.
+
+Names are data: the tree, the tensor select, the titles and the plots show
+every name through :func:`dlviz_gpu.names.display` (control characters as
+escapes), and what the browser sends back is mapped to the exact name, so a
+tensor called ``"a\\nb"`` is listed as ``a\\nb`` and drawn when chosen.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import threading
 import numpy as np
 
 from .. import models
+from ..names import display, displayed
 from .board import Board
 
 #: heatmap frame in screen pixels (1-D tensors get a low strip)
@@ -107,7 +113,8 @@ class Dashboard(Board):
         self.notes = {info.name: note for info, layout, note in plan(self.catalog.infos)
                       if layout is None}
         if not self.layouts:
-            why = "; ".join(f"{n}: {note}" for n, note in list(self.notes.items())[:3])
+            why = "; ".join(f"{display(n, limit=80)}: {note}"
+                            for n, note in list(self.notes.items())[:3])
             more = ", ..." if len(self.notes) > 3 else ""
             raise ValueError(f"source: no tensor the engine can draw among the catalog's "
                              f"{len(self.catalog)} ({why}{more})")
@@ -118,6 +125,7 @@ class Dashboard(Board):
             raise ValueError(f"initial: expected the name of a drawable tensor; got {initial!r}"
                              + (f" ({self.notes[initial]})" if initial in self.notes else ""))
         self.initial = initial
+        self._by_shown: dict | None = None
         self._summary = None
         self._summary_lock = threading.Lock()
         self._norms: dict | None = None
@@ -180,25 +188,36 @@ class Dashboard(Board):
         """
         cat = self.catalog
 
+        # labels are shown forms (controls escaped); ``name`` stays the exact name
         def row(info, label):
-            tied = f" (= {info.tied_to})" if info.tied_to else ""
+            tied = f" (= {display(info.tied_to)})" if info.tied_to else ""
             return {"label": label + tied, "params": _fmt_int(info.params),
                     "shape": " x ".join(map(str, info.shape)) or "scalar",
-                    "dtype": info.dtype, "name": info.name}
+                    "dtype": display(info.dtype, exact=False), "name": info.name}
 
         if pattern:
-            return [row(cat.info(n), n) for n in cat.select(pattern)]
+            return [row(cat.info(n), display(n)) for n in cat.select(pattern)]
         rows = []
         for depth, node in cat.tree().walk():
             if node.path:
-                rows.append({"label": "\u2003" * (depth - 1) + "\u25be " + node.name,
+                rows.append({"label": "\u2003" * (depth - 1) + "\u25be " + display(node.name),
                              "params": _fmt_int(node.params), "shape": "",
                              "dtype": f"{node.n_tensors} tensor{'' if node.n_tensors == 1 else 's'}",
                              "name": ""})
             for info in node.tensors:
                 leaf = info.name[len(node.path):].lstrip("./") if node.path else info.name
-                rows.append(row(info, "\u2003" * depth + leaf))
+                rows.append(row(info, "\u2003" * depth + display(leaf)))
         return rows
+
+    def name_of(self, shown: str) -> str | None:
+        """The exact tensor name a widget showed as ``shown`` (None when there is none).
+
+        Widgets show names through :func:`dlviz_gpu.names.display`, which never
+        shows two names the same, and the browser sends the shown form back.
+        """
+        if self._by_shown is None:
+            self._by_shown = displayed(self.catalog.names)
+        return self._by_shown.get(shown)
 
     def summary(self):
         """The model summary (computed once; see :func:`dlviz_gpu.models.summary`)."""
@@ -296,6 +315,18 @@ class Dashboard(Board):
 
 
 
+def _shown(text, exact: bool = False) -> str:
+    """``text`` for HTML or Markdown: controls shown as escapes, then HTML-escaped."""
+    return html.escape(display(text, exact=exact))
+
+
+def _view_label(name: str) -> str:
+    """A tensor name as the views' ``label`` (see :func:`dlviz_gpu.views.style.label`)."""
+    from ..views.style import label
+
+    return label(name)
+
+
 def _table_html(rows, cls="dlviz-stats") -> str:
     body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
                    for k, v in rows)
@@ -347,9 +378,9 @@ class DashboardSession:
         self._pd = pd
         self._syncing = False
         self.heatmap = None
-        names = list(board.layouts)
-        self.tensor = pn.widgets.Select(label="tensor", options=names, value=board.initial,
-                                        width=360)
+        # shown form -> exact name: the browser lists the shown ones, Python gets the exact
+        self.tensor = pn.widgets.Select(label="tensor", options=displayed(board.layouts),
+                                        value=board.initial, width=360)
         self.agg = pn.widgets.Select(label="statistic per pixel", options=list(AGGS),
                                      value="mean", width=170)
         self.norm = pn.widgets.Select(label="colour scale", options=list(NORMS),
@@ -373,7 +404,9 @@ class DashboardSession:
         self.agg.param.watch(self._on_style, "value")
         self.norm.param.watch(self._on_style, "value")
 
-        self.title_pane = pn.pane.Markdown(self._tensor_title(), sizing_mode="stretch_width")
+        # HTML, not Markdown: a name holding a backtick would end a Markdown code span
+        # and whatever followed would be read as markup
+        self.title_pane = pn.pane.HTML(self._tensor_title(), sizing_mode="stretch_width")
         self.heat_pane = pn.pane.HoloViews(self._make_heatmap(), sizing_mode="fixed")
         self.hist_pane = pn.pane.HoloViews(self._make_hist(), sizing_mode="fixed")
         self.stats_pane = pn.pane.HTML(self._stats_html(), width=340, stylesheets=[_CSS])
@@ -386,8 +419,8 @@ class DashboardSession:
         tabs = [tensor_tab, self._layers_tab(pn), self._summary_tab(pn),
                 self._structure_tab(pn)]
         where = ", ".join(p for p in board.catalog.sources if p != "<memory>") or "in memory"
-        header = [pn.pane.Markdown(f"## {html.escape(board.title)}\n{board.headline()}"
-                                   f" &middot; {html.escape(where)}",
+        header = [pn.pane.Markdown(f"## {_shown(board.title)}\n{board.headline()}"
+                                   f" &middot; {_shown(where)}",
                                    sizing_mode="stretch_width")]
         self.run_session = None
         if board.run is not None:
@@ -419,7 +452,11 @@ class DashboardSession:
     # -- the tree ---------------------------------------------------------------------
     def _frame(self, pattern):
         rows = self.board.tree_rows(pattern)
-        return self._pd.DataFrame(rows, columns=["label", "params", "shape", "dtype", "name"])
+        frame = self._pd.DataFrame(rows, columns=["label", "params", "shape", "dtype", "name"])
+        # the hidden column travels to the browser too: it holds the shown form (a lone
+        # surrogate or NUL never leaves the server), mapped back by Dashboard.name_of
+        frame["name"] = [display(n) if n else "" for n in frame["name"]]
+        return frame
 
     def _on_search(self, event) -> None:
         text = (event.new or "").strip()
@@ -434,19 +471,19 @@ class DashboardSession:
     def _on_tree(self, event) -> None:
         if self._syncing or not event.new:
             return
-        name = self.tree.value["name"].iloc[event.new[0]]
+        name = self.board.name_of(self.tree.value["name"].iloc[event.new[0]])
         if name and name in self.board.layouts:
             self.tensor.value = name
 
     def _on_click(self, event) -> None:
         frame = self.tree.value
         if event.row is not None and 0 <= event.row < len(frame):
-            name = frame["name"].iloc[event.row]
+            name = self.board.name_of(frame["name"].iloc[event.row])
             if name and name in self.board.layouts:
                 self.tensor.value = name
 
     def _select_in_tree(self, name: str) -> None:
-        hits = np.flatnonzero(self.tree.value["name"].to_numpy() == name)
+        hits = np.flatnonzero(self.tree.value["name"].to_numpy() == display(name))
         self._syncing = True
         try:
             self.tree.selection = [int(hits[0])] if hits.size else []
@@ -481,8 +518,9 @@ class DashboardSession:
         m_shape = self.board.matrix(name).shape
         drawn = "" if tuple(m_shape) == tuple(info.shape) else \
             f", drawn as {m_shape[0]} x {m_shape[1]}"
-        return (f"### `{name}`\n{' x '.join(map(str, info.shape))} {info.dtype}, "
-                f"{info.params:,} parameters{drawn}")
+        return (f"<h3 class=\"dlviz-title\"><code>{_shown(name, exact=True)}</code></h3>"
+                f"<p>{' x '.join(map(str, info.shape))} {_shown(info.dtype)}, "
+                f"{info.params:,} parameters{drawn}</p>")
 
     def _make_heatmap(self):
         import dlviz_gpu as dv
@@ -492,7 +530,7 @@ class DashboardSession:
         if m.shape[0] == 1:
             h = STRIP_HEIGHT
         self.heatmap = dv.heatmap(m, agg=self.agg.value, norm=self.norm.value,
-                                  label=self.tensor.value, width=w, height=h)
+                                  label=_view_label(self.tensor.value), width=w, height=h)
         return self.heatmap
 
     def _make_hist(self):
@@ -500,11 +538,11 @@ class DashboardSession:
 
         try:
             return dv.histplot(self.board.matrix(self.tensor.value), bins=BINS, logy=True,
-                               label=self.tensor.value, width=400, height=300)
+                               label=_view_label(self.tensor.value), width=400, height=300)
         except (ValueError, TypeError) as err:  # e.g. no finite value to bin
             import holoviews as hv
 
-            return hv.Div(f"<p>no histogram: {html.escape(str(err))}</p>")
+            return hv.Div(f"<p>no histogram: {_shown(str(err))}</p>")
 
     def _stats_html(self) -> str:
         from ..tensor_stats import describe
@@ -542,7 +580,7 @@ class DashboardSession:
 
         norms, done, total, error = self.board.norms_state()
         if error:
-            self.norms_pane.objects = [pn.pane.Alert(f"norms failed: {error}",
+            self.norms_pane.objects = [pn.pane.Alert(f"norms failed: {_shown(error)}",
                                                      alert_type="danger"), self.norms_button]
         elif norms is not None:
             if norms is not self._norms_shown:
@@ -570,11 +608,13 @@ class DashboardSession:
             note = getattr(s, "shapes_note", None)
         except Exception as err:  # the rest of the page still works
             text, note = "", f"no summary: {type(err).__name__}: {err}"
+        # the table holds the checkpoint's names: each line shown with controls escaped
+        text = "\n".join(display(line, exact=False) for line in text.split("\n"))
         items = [pn.pane.HTML(f'<pre class="dlviz-summary">{html.escape(text)}</pre>',
                               stylesheets=[_CSS],
                               sizing_mode="stretch_width")]
         if note:
-            items.insert(0, pn.pane.Markdown(f"*{html.escape(note)}*"))
+            items.insert(0, pn.pane.Markdown(f"*{_shown(note)}*"))
         return pn.Column(*items, name="Summary")
 
     # -- structure ----------------------------------------------------------------------
@@ -582,7 +622,7 @@ class DashboardSession:
         board = self.board
         self.graph_view = None
         if board.graph is None:
-            return pn.Column(pn.pane.Markdown(f"*{html.escape(board.graph_note or '')}*"),
+            return pn.Column(pn.pane.Markdown(f"*{_shown(board.graph_note or '')}*"),
                              name="Structure")
         import dlviz_gpu as dv
 
@@ -592,7 +632,7 @@ class DashboardSession:
         text = ("Click a node to show its weights in the Tensor tab; scroll to zoom, drag "
                 "to pan.")
         if board.graph.note:
-            text += f" *{html.escape(board.graph.note)}*"
+            text += f" *{_shown(board.graph.note)}*"
         return pn.Column(pn.pane.Markdown(text), pn.pane.HoloViews(el), name="Structure")
 
     def weights_of(self, node) -> str | None:
@@ -615,7 +655,7 @@ class DashboardSession:
     def _status_text(self) -> str:
         st = self.board.trainer.state()
         if st.get("error"):
-            return f"**training stopped:** {html.escape(str(st['error']))}"
+            return f"**training stopped:** {_shown(str(st['error']))}"
         loss = st.get("loss")
         loss_txt = "-" if loss is None else f"{loss:.4f}"
         lr = st.get("lr")

@@ -37,7 +37,13 @@ import html
 import numpy as np
 
 from ..models.estimators import final_step, is_torch_module, tree_nodes
+from ..names import display
 from .board import Board, note
+
+
+def _shown(text) -> str:
+    """``text`` for Markdown: controls shown as escapes, then HTML-escaped."""
+    return html.escape(display(text, exact=False))
 
 __all__ = ["EstimatorBoard", "EstimatorSession", "estimator_dashboard", "SURFACE_SIZE",
            "TREE_SIZE"]
@@ -266,8 +272,9 @@ class EstimatorSession:
         self.board = board
         self.pn = pn
         self._syncing = False
-        names = board.feature_names
-        # labels must be unique keys; the values are column indices
+        # names are data (a DataFrame's columns): shown with controls escaped; labels
+        # must be unique keys; the values are column indices
+        names = [display(n, limit=80) for n in board.feature_names]
         options = {}
         for i, n in enumerate(names):
             options[n if n not in options else f"{n} (column {i})"] = i
@@ -308,9 +315,9 @@ class EstimatorSession:
             tabs.append(self._importances_tab(pn))
 
         self.tabs = pn.Tabs(*tabs, dynamic=True)      # only the tab on screen is rendered
-        facts = " &middot; ".join(f"{html.escape(k)}: **{html.escape(v)}**"
+        facts = " &middot; ".join(f"{_shown(k)}: **{_shown(v)}**"
                                   for k, v in board.summary())
-        self.header = pn.pane.Markdown(f"## {html.escape(board.title)}\n{facts}",
+        self.header = pn.pane.Markdown(f"## {_shown(board.title)}\n{facts}",
                                        sizing_mode="stretch_width")
         self.layout = pn.Column(self.header, self.tabs, sizing_mode="stretch_width")
 
@@ -333,7 +340,7 @@ class EstimatorSession:
             dmap = self._make_surface()
         except (ValueError, TypeError) as err:  # the picture stays; the note says why
             msg = err.args[0] if err.args else str(err)
-            self.surface_note.object = f"*not redrawn: {html.escape(str(msg))}*"
+            self.surface_note.object = f"*not redrawn: {_shown(str(msg))}*"
             return
         self.surface_note.object = ""
         self.surface = dmap
@@ -367,8 +374,11 @@ class EstimatorSession:
         # multi-class gradient boosting: one tree per class and stage
         labels = self.board.labels if len(self.board.labels) == per else \
             [str(k) for k in range(per)]
-        self.tree_class = pn.widgets.Select(label="class",
-                                            options={lab: k for k, lab in enumerate(labels)},
+        options = {}
+        for k, lab in enumerate(labels):
+            shown = display(lab, limit=80)
+            options[shown if shown not in options else f"{shown} ({k})"] = k
+        self.tree_class = pn.widgets.Select(label="class", options=options,
                                             value=0, width=160, visible=per > 1)
         self.max_depth = pn.widgets.IntInput(label="max depth", value=None, start=0,
                                              placeholder="all", width=120)
@@ -409,7 +419,7 @@ class EstimatorSession:
             el = self._make_tree()
         except (ValueError, TypeError) as err:
             msg = err.args[0] if err.args else str(err)
-            self.tree_note.object = f"*not redrawn: {html.escape(str(msg))}*"
+            self.tree_note.object = f"*not redrawn: {_shown(str(msg))}*"
             return
         self.tree_note.object = ""
         self.tree = el
@@ -434,7 +444,7 @@ class EstimatorSession:
                             height=height), sizing_mode="fixed")
             items.append(self.importances_pane)
         except (ValueError, TypeError) as err:
-            items.append(note(pn, f"no importances: {err}"))
+            items.append(note(pn, f"no importances: {display(str(err), exact=False)}"))
         return pn.Column(*items, name="Importances")
 
 

@@ -20,6 +20,10 @@ Tabs (each a view of :mod:`dlviz_gpu.views.training`):
 While a run is being written (``Run.live``), the page checks for new steps
 every :data:`FOLLOW_SECONDS` and redraws what changed, without a reload.
 Views of several runs (all but the curves) show the run chosen in ``run``.
+
+Names are data: run, scalar and parameter names are shown through
+:func:`dlviz_gpu.names.display` (control characters as escapes); the
+widgets give back the exact names.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import functools
 import html
 import operator
 
+from ..names import display, displayed
 from ..watch.store import Run, open_run
 from .board import Board, note
 
@@ -106,21 +111,24 @@ class RunSession:
         self.pn = pn
         params = self.runs[0].params
         names = [p.name for p in params]
-        self.run_select = pn.widgets.Select(label="run", options=[r.name for r in self.runs],
+        # the widgets show names with controls escaped and give back the exact ones
+        self.run_select = pn.widgets.Select(label="run",
+                                            options=displayed(r.name for r in self.runs),
                                             value=self.runs[0].name, width=220,
                                             visible=len(self.runs) > 1)
         scalars = sorted({n for r in self.runs for n in r.scalar_names()})
         first = [n for n in ("loss", "lr") if n in scalars] or scalars[:1]
-        self.curves = pn.widgets.MultiChoice(label="scalars", options=scalars, value=first,
+        self.curves = pn.widgets.MultiChoice(label="scalars", options=displayed(scalars),
+                                             value=first,
                                              width=360)
         self.smoothing = pn.widgets.FloatSlider(label="smoothing", start=0.0, end=0.99,
                                                 step=0.01, value=0.6, width=240)
-        self.param = pn.widgets.Select(label="parameter", options=names,
+        self.param = pn.widgets.Select(label="parameter", options=displayed(names),
                                        value=names[0] if names else None, width=300)
         self.kind = pn.widgets.Select(label="of", options=["grad", "weight"], value="grad",
                                       width=100)
         matrices = [p.name for p in params if p.rows is not None]
-        self.wparam = pn.widgets.Select(label="weight matrix", options=matrices,
+        self.wparam = pn.widgets.Select(label="weight matrix", options=displayed(matrices),
                                         value=matrices[0] if matrices else None, width=300)
         self.wstat = pn.widgets.Select(label="statistic", options=["mean", "extremum"],
                                        value="mean", width=120)
@@ -161,7 +169,7 @@ class RunSession:
         self._draw_all()
         header = []
         if title is not None:
-            header.append(pn.pane.Markdown(f"## {html.escape(title)}",
+            header.append(pn.pane.Markdown(f"## {_shown(title)}",
                                            sizing_mode="stretch_width"))
         self.tabs_widget = pn.Tabs(*self.tabs, dynamic=False)
         self.tabs_widget.param.watch(
@@ -189,11 +197,11 @@ class RunSession:
         for r in self.runs:
             last = r.last_step
             if last is None:
-                lines.append(f"**{html.escape(r.name)}**: waiting for the first step")
+                lines.append(f"**{_shown(r.name)}**: waiting for the first step")
                 continue
             state = "training" if r.live else "finished"
             recorded = len(r.steps(recorded=True))
-            parts = [f"**{html.escape(r.name)}** ({state}): step {last:,}",
+            parts = [f"**{_shown(r.name)}** ({state}): step {last:,}",
                      f"{recorded:,} recorded"]
             if "loss" in r.scalar_names():
                 _, loss = r.scalar("loss", since=last)
@@ -213,7 +221,7 @@ class RunSession:
             obj = build()
         except (KeyError, ValueError, LookupError) as err:
             msg = err.args[0] if err.args else str(err)
-            pane.objects = [note(pn, f"nothing to draw yet: {msg}")]
+            pane.objects = [note(pn, f"nothing to draw yet: {display(msg, exact=False)}")]
             return
         if isinstance(obj, tuple):
             obj, kwargs = obj
@@ -334,12 +342,25 @@ def compare_curves(runs, names=("loss",), smoothing: float = 0.6, width: int = 9
         if layers:
             plot = functools.reduce(operator.mul, layers)     # a DynamicMap of overlays
             # each scalar its own y axis (every curve's value dimension is "y")
-            plot = plot.redim.label(y=f"{name} value")
-            plots.append(plot.opts(title=f"{name}: " + " vs ".join(r.name for r in runs))
+            shown = _view_label(name)
+            plot = plot.redim.label(y=f"{shown} value")
+            plots.append(plot.opts(title=f"{shown}: " + " vs ".join(_view_label(r.name)
+                                                                    for r in runs))
                          if len(layers) > 1 else plot)
     if not plots:
         raise KeyError(f"none of {list(names)} recorded with two steps or more yet")
     return hv.Layout(plots).cols(1) if len(plots) > 1 else plots[0]
+
+
+def _shown(text) -> str:
+    """``text`` for Markdown: controls shown as escapes, then HTML-escaped."""
+    return html.escape(display(text, exact=False))
+
+
+def _view_label(name: str) -> str:
+    from ..views.style import label
+
+    return label(name)
 
 
 def warm_views(run) -> None:
