@@ -6,16 +6,37 @@ those pixels; it does not re-aggregate).  A PNG is drawn without a browser by
 HoloViews' matplotlib backend, with the same palettes, limits and
 normalisation as the interactive view.  ``serve`` runs a real Bokeh server
 (through Panel) in a background thread, where every zoom re-aggregates.
+
+A served page never shows a traceback: when building a session's page or
+handling one of its events fails, the browser gets one short line with a
+reference, and the server's log (the ``dlviz_gpu.serve`` logger) gets the
+traceback under the same reference.  Panel's default puts the traceback,
+with the server's paths, on the page; Bokeh's sends it over the websocket.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import re
+import secrets
 import socket
 import sys
 import threading
 from pathlib import Path
+
+from ..names import display
+
+#: The logger that gets the details of a page or event that failed.
+log = logging.getLogger("dlviz_gpu.serve")
+#: What the browser shows when its page cannot be built ({ref}: the log's reference).
+PAGE_FAILED = ("This page could not be built. The server's log has the details "
+               "(reference {ref}).")
+#: What the browser shows when one of its events (a click, a choice) fails.
+EVENT_FAILED = ("That action failed; the page may be out of date. The server's log has the "
+                "details (reference {ref}).")
+#: The text of a websocket error reply (Bokeh's own has the traceback).
+MESSAGE_FAILED = "the server could not handle a message (reference {ref})"
 
 # options that mean the same in HoloViews' bokeh and matplotlib backends
 _PORTABLE = ("cmap", "clim", "cnorm", "colorbar", "invert_yaxis", "invert_xaxis",
@@ -161,12 +182,12 @@ def save(obj, path, *, title: str | None = None, dpi: int = 100) -> Path:
         from bokeh.resources import INLINE
 
         if _has_frames(obj):
-            return _save_frames(_static(obj), path, title or path.stem)
+            return _save_frames(_static(obj), path, display(title or path.stem, exact=False))
         plot = hv.renderer("bokeh").get_plot(_static(obj))
         # HoloViews attaches the plot to bokeh's global curdoc(), which would
         # keep it (and its planes) alive after the file is written
         plot.document = None
-        html = file_html(plot.state, INLINE, title or path.stem)
+        html = file_html(plot.state, INLINE, display(title or path.stem, exact=False))
         html = standalone(html)
         path.write_text(html, encoding="utf-8")
         return path
@@ -352,8 +373,9 @@ def serve(obj, port: int = 0, address: str = "127.0.0.1", show: bool = False, *,
         try:
             target = routes[""] if list(routes) == [""] else routes
             server = get_server(target, port=port, address=address, loop=loop, start=False,
-                                show=False, title=title,
+                                show=False, title=display(title, limit=200, exact=False),
                                 websocket_origin=origins)
+            _quiet_replies(server)
             server.start()
         except BaseException as err:  # hand the failure to the caller's thread
             made.put(err)
@@ -378,9 +400,127 @@ def serve(obj, port: int = 0, address: str = "127.0.0.1", show: bool = False, *,
 
 
 def _servable(obj, pn):
+    """A function building one session's page, safely (see :func:`safe_page`)."""
     if callable(obj) and not hasattr(obj, "opts"):
-        return obj  # a function building a fresh page per session
-    return lambda: pn.panel(obj)
+        return safe_page(obj)  # a function building a fresh page per session
+    return safe_page(lambda: obj)
 
 
-__all__ = ["save", "serve", "ServerURL"]
+def _reference() -> str:
+    """A short random reference that ties what a browser shows to the log's details."""
+    return secrets.token_hex(4)
+
+
+def _failure(pn, text: str):
+    """The one short line a browser shows instead of what failed."""
+    return pn.pane.Alert(text, alert_type="danger", sizing_mode="stretch_width")
+
+
+def safe_page(build):
+    """Wrap a page-building function so that no failure reaches the browser as a traceback.
+
+    Parameters
+    ----------
+    build : callable
+        Called once per browser session, returns what to show (a Panel or
+        HoloViews object).
+
+    Returns
+    -------
+    callable
+        The function to serve.  When ``build`` raises, or drawing what it
+        returned raises, the page is one line (:data:`PAGE_FAILED`) and the
+        traceback goes to the ``dlviz_gpu.serve`` logger; when an event of
+        the session raises (a widget's callback, a periodic update), the
+        page keeps working with a line (:data:`EVENT_FAILED`) above it, and
+        the traceback goes to the log.
+    """
+    def page():
+        import panel as pn
+
+        try:
+            obj = build()
+        except Exception:  # noqa: BLE001 - the log gets it, the browser one line
+            return _failure(pn, PAGE_FAILED.format(ref=_logged("building a page")))
+        holder = _page_class(pn)(obj if isinstance(obj, pn.viewable.Viewable) else pn.panel(obj),
+                                 sizing_mode="stretch_width")
+        # set inside the session (Panel keeps config per document when one is
+        # current): events of this page only, not of any other server or page
+        pn.config.exception_handler = holder.event_failed
+        return holder
+    return page
+
+
+def _logged(what: str, exc_info=True) -> str:
+    ref = _reference()
+    log.error("dlviz: %s failed (reference %s)", what, ref, exc_info=exc_info)
+    return ref
+
+
+_PAGE_CLASS = None
+
+
+def _page_class(pn):
+    """The page of one session: a Column that draws a failure as one line, not a traceback."""
+    global _PAGE_CLASS
+    if _PAGE_CLASS is not None:
+        return _PAGE_CLASS
+
+    class Page(pn.Column):
+        """A page that turns failures into a line with a reference (the log has the rest)."""
+
+        def server_doc(self, doc=None, title=None, location=True):
+            try:
+                return super().server_doc(doc, title, location)
+            except Exception:  # noqa: BLE001 - drawing the page failed (a view, a pane)
+                ref = _logged("drawing a page")
+                for root in list(doc.roots) if doc is not None else []:
+                    doc.remove_root(root)
+                return _failure(pn, PAGE_FAILED.format(ref=ref)).server_doc(doc, title,
+                                                                            location)
+
+        def event_failed(self, err: BaseException) -> None:
+            ref = _logged("an event of a page", exc_info=(type(err), err, err.__traceback__))
+            alert = getattr(self, "_alert", None)
+            if alert is None:
+                self._alert = _failure(pn, EVENT_FAILED.format(ref=ref))
+                self.insert(0, self._alert)
+            else:
+                alert.object = EVENT_FAILED.format(ref=ref)
+
+    _PAGE_CLASS = Page
+    return Page
+
+
+def _quiet_replies(server) -> None:
+    """Make ``server`` answer a message it failed to handle without the traceback.
+
+    Bokeh replies to a websocket message whose handling raised with an
+    ``ERROR`` message holding the exception and its traceback (paths of the
+    server included), which BokehJS prints in the browser's console; here
+    the reply holds a reference and the log the details.  Only this server
+    is changed (its connection factory), no class of Bokeh's.
+    """
+    tornado = getattr(server, "_tornado", None)
+    make = getattr(tornado, "new_connection", None)
+    if make is None:  # pragma: no cover - a Bokeh without the hook: its own replies
+        return
+
+    def new_connection(*args, **kwargs):
+        conn = make(*args, **kwargs)
+        conn.error = lambda message, text: _error_reply(message, text)
+        return conn
+
+    tornado.new_connection = new_connection
+
+
+def _error_reply(message, text: str):
+    from bokeh.protocol.messages.error import error
+
+    # Bokeh's handler has logged the exception's repr; the traceback comes here
+    ref = _logged("handling a browser message")
+    header = error.create_header(request_id=message.header["msgid"])
+    return error(header, {}, {"text": MESSAGE_FAILED.format(ref=ref), "traceback": None})
+
+
+__all__ = ["save", "serve", "safe_page", "ServerURL"]
