@@ -7,27 +7,70 @@
 >>> steps, loss = run.scalar("loss")
 >>> steps, gnorm = run.stat("norm", kind="grad")   # (P, T): parameters x recorded steps
 
-Only the standard library (``sqlite3``, ``fcntl``) and NumPy are imported.
+Only the standard library (``sqlite3``; ``fcntl`` or ``msvcrt`` when a lock is taken) and
+NumPy are imported.
 
 Files and locking
 -----------------
 ``store`` is a run *directory* (the file is ``<store>/run.sqlite``; the writer
 creates the directory, the reader never does) or, when its name ends in
-``.sqlite`` or ``.db``, the file itself.  The writer holds an exclusive
-``flock`` on the side file ``<file>.lock`` for its whole life; the operating
-system releases it when the process ends, by SIGKILL too, so a killed run can
-be appended to at once.  The side file is left in place (removing it would
-race with a writer that is taking it).  A second writer, in another process
-or in this one, gets :class:`RunLockedError`.  Readers take no lock;
+``.sqlite`` or ``.db``, the file itself.  The writer holds an exclusive lock
+on the side file ``<file>.lock`` for its whole life (``flock`` on POSIX,
+``msvcrt.locking`` of its first byte on Windows, looked up when first
+needed, so that importing this module works everywhere; a platform with
+neither records without the cross-process check); the operating system
+releases it when the process ends, by SIGKILL too, so a killed run can be
+appended to at once.  The side file is left in place (removing it would race
+with a writer that is taking it).  A second writer, in another process or in
+this one, gets :class:`RunLockedError`.  Readers take no lock;
 :attr:`Run.live` says whether a writer holds it.
 
-Every connection uses ``journal_mode=WAL``, ``synchronous=NORMAL`` and a
-5000 ms ``busy_timeout``: readers never block the writer nor see a half
-written batch; each :meth:`RunWriter.write` is one transaction, and a
-committed transaction survives the writing process being killed (only an
+The writer uses ``journal_mode=WAL``, ``synchronous=NORMAL`` and a 5000 ms
+``busy_timeout``: readers never block the writer nor see a half written
+batch; each :meth:`RunWriter.write` is one transaction, and a committed
+transaction survives the writing process being killed (only an
 operating-system crash or power loss may lose the last ones).  The reader
-opens the file read-only (``file:...?mode=ro``) and every query reads the
-file's current state, so a live run's new steps appear on the next call.
+opens the file read-only and every query reads the file's current state, so
+a live run's new steps appear on the next call.  Reading changes nothing on
+disk: a run with a WAL (being written, or killed) is read through SQLite's
+read-only mode, sharing the -wal and -shm that are there; a run without one
+(closed) is opened ``immutable``, which creates no -wal/-shm file and takes
+no lock (so a closed run is read also from a read-only folder or file
+system), and is reopened as soon as a writer comes back or the file changes.
+
+When a write fails
+------------------
+A transaction that cannot be written (SQLite's "database or disk is full",
+ENOSPC, EDQUOT, EFBIG under ``RLIMIT_FSIZE``, an I/O error, a file that
+became read-only) is rolled back as a whole and raised as
+:class:`RunWriteError` (an ``OSError``, ``"PATH: cannot write: what SQLite
+said (its code); N bytes free on its file system"``): the file keeps every
+transaction committed before, stays readable, and the writer can go on when
+room is made.  :meth:`RunWriter.close` releases the lock and the connection
+whatever happens; when the ``'closed'`` mark itself cannot be written it
+raises :class:`RunWriteError` afterwards and the run reads as a killed one
+(``status`` ``'running'``, no writer).  The training watch never lets these
+reach a training loop: it stops recording, stores an alert and warns once
+(:mod:`dlviz_gpu.watch.recorder`).
+
+Damaged and foreign files
+-------------------------
+:func:`open_run` refuses, with one :class:`RunFileError` (a ``ValueError``;
+``"PATH: problem"`` on one line), every file it cannot read as a run: not
+SQLite (truncated, random bytes, a damaged header), damaged pages (SQLite's
+``PRAGMA quick_check`` runs on files up to :data:`QUICK_CHECK_MAX_BYTES`, and
+on the small tables of larger ones), an SQLite file that is not a run or
+lacks a table or column, a missing, unreadable or too new ``schema_version``
+(:class:`SchemaVersionError`, a kind of it), an empty file, and anything that
+is not a regular file (a FIFO, a directory, a device: looked at with
+``stat``, never opened, so nothing blocks); no run at the path is
+:class:`RunNotFound` (also a ``FileNotFoundError``).  Later calls of a
+:class:`Run` raise the same error when the file goes bad, disappears or is
+replaced by something that is not a run while it is read (the dashboard
+polls it); a file replaced by another run is read afresh.  Values of a
+damaged file that are not what the schema says (a text step, a blob of the
+wrong length) are refused the same way; a changed value inside a record
+cannot be told (SQLite keeps no checksums) and is read as it is.
 
 Schema, version 1
 -----------------
@@ -106,17 +149,19 @@ Versioning
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import difflib
 import errno
-import fcntl
 import json
 import math
 import numbers
 import os
 import pathlib
+import re
 import sqlite3
+import stat as _stat
 import threading
 import time
 import urllib.parse
@@ -126,7 +171,8 @@ import numpy as np
 
 __all__ = ["SCHEMA_VERSION", "STAT_NAMES", "NSTATS", "KINDS", "UPDATE_COLUMNS", "SNAPSHOT_STATS",
            "MODES", "ParamInfo", "StepRecord", "RunWriter", "Run", "open_run", "run_file",
-           "RunLockedError", "SchemaVersionError"]
+           "RunLockedError", "RunFileError", "RunNotFound", "SchemaVersionError",
+           "RunWriteError"]
 
 #: The schema this module writes and the newest one it reads.
 SCHEMA_VERSION = 1
@@ -221,8 +267,57 @@ class RunLockedError(RuntimeError):
     """Another writer (another process, or another :class:`RunWriter` here) holds the run."""
 
 
-class SchemaVersionError(ValueError):
+class RunFileError(ValueError):
+    """A run file that cannot be read: not SQLite, damaged, not a run, gone; one line.
+
+    The message is ``"PATH: problem"``, on one line, whatever the damage.
+
+    Attributes
+    ----------
+    path : str
+        The file at fault.
+    problem : str
+        What is wrong with it, without the path.
+    """
+
+    def __init__(self, path, problem: str):
+        self.path = os.fspath(path)
+        self.problem = " ".join(str(problem).split())        # one line, whatever SQLite said
+        super().__init__(f"{self.path}: {self.problem}")
+
+    def __reduce__(self):
+        return type(self), (self.path, self.problem)
+
+
+class RunNotFound(RunFileError, FileNotFoundError):
+    """No run at the path (also a ``FileNotFoundError``)."""
+
+
+class SchemaVersionError(RunFileError):
     """The run file was written with a newer schema than this dlviz_gpu knows."""
+
+
+class RunWriteError(OSError):
+    """A write to the run file failed (the disk is full, an I/O error); nothing of it is kept.
+
+    The transaction that failed is rolled back as a whole: the file holds
+    what was committed before it, and stays readable.
+
+    Attributes
+    ----------
+    path : str
+        The run file.
+    problem : str
+        What SQLite or the operating system said, with the free space where known.
+    """
+
+    def __init__(self, path, problem: str):
+        self.path = os.fspath(path)
+        self.problem = " ".join(str(problem).split())
+        super().__init__(f"{self.path}: cannot write: {self.problem}")
+
+    def __reduce__(self):
+        return type(self), (self.path, self.problem)
 
 
 # --------------------------------------------------------------------------
@@ -335,6 +430,76 @@ def _lock_path(path: pathlib.Path) -> pathlib.Path:
     return path.with_name(path.name + ".lock")
 
 
+def _side(path: pathlib.Path, suffix: str) -> pathlib.Path:
+    return path.with_name(path.name + suffix)
+
+
+# Open flags that exist only on some platforms (Windows has neither).
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+
+def _lock_api():
+    """This platform's file-lock module: ``fcntl`` (POSIX), ``msvcrt`` (Windows) or None.
+
+    Looked up at each use, not at import: importing the store must work on a
+    platform without ``fcntl``.
+    """
+    try:
+        import fcntl
+        return fcntl
+    except ImportError:
+        pass
+    try:
+        import msvcrt
+        return msvcrt
+    except ImportError:
+        return None
+
+
+def _try_lock(fd: int, shared: bool = False):
+    """Take the run's lock on ``fd`` without waiting.
+
+    Returns
+    -------
+    True (taken), False (another holder has it) or None (this platform cannot lock files).
+
+    Notes
+    -----
+    POSIX: ``flock``, exclusive for the writer, shared for a reader's probe;
+    the operating system drops it when the process ends, by SIGKILL too.
+    Windows: ``msvcrt.locking`` of the file's first byte, which has no shared
+    form, so a reader's probe holds it exclusively for a moment (the writer
+    retries for :data:`_LOCK_RETRY_S`); Windows too drops it with the process.
+    """
+    api = _lock_api()
+    if api is None:
+        return None
+    if hasattr(api, "flock"):
+        try:
+            api.flock(fd, (api.LOCK_SH if shared else api.LOCK_EX) | api.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+    os.lseek(fd, 0, os.SEEK_SET)
+    try:
+        api.locking(fd, api.LK_NBLCK, 1)
+    except OSError:                  # EACCES / EDEADLOCK: the byte is locked elsewhere
+        return False
+    return True
+
+
+def _unlock(fd: int) -> None:
+    api = _lock_api()
+    if api is None:
+        return
+    if hasattr(api, "flock"):
+        api.flock(fd, api.LOCK_UN)
+    else:
+        os.lseek(fd, 0, os.SEEK_SET)
+        api.locking(fd, api.LK_UNLCK, 1)
+
+
 def _now_iso() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -358,26 +523,152 @@ def _is_int(v) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
+def _schema_columns() -> dict:
+    """{table: (column, ...)} of schema :data:`SCHEMA_VERSION`, read from :data:`_DDL` itself."""
+    con = sqlite3.connect(":memory:")
+    try:
+        con.executescript(_DDL)
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                            "ORDER BY rowid")]
+        return {t: tuple(r[1] for r in con.execute(f"PRAGMA table_info({t})")) for t in tables}
+    finally:
+        con.close()
+
+
+#: The tables and columns a run file must hold (what a reader queries).
+_COLUMNS = _schema_columns()
+
+
 def _read_version(con: sqlite3.Connection, path) -> int:
-    """schema_version of an open file; ValueError if it is not a run."""
+    """schema_version of an open file; RunFileError if it is not a run."""
     try:
         row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.DatabaseError as e:
-        raise ValueError(f"{path} is not a dlviz_gpu run file ({e})") from None
+        raise RunFileError(path, f"not a dlviz_gpu run file ({e})") from None
     if row is None:
-        raise ValueError(f"{path} is not a dlviz_gpu run file (no schema_version in meta)")
-    try:
-        return int(row[0])
-    except (TypeError, ValueError):
-        raise ValueError(f"{path} is not a dlviz_gpu run file (schema_version "
-                         f"{row[0]!r})") from None
+        raise RunFileError(path, "not a dlviz_gpu run file (no schema_version in meta)")
+    return _read_version_value(row[0], path)
+
+
+def _read_version_value(v, path) -> int:
+    """The stored ``schema_version`` text as an int >= 1; RunFileError if it is not one."""
+    if isinstance(v, str) and re.fullmatch(r"\s*[0-9]{1,9}\s*", v):
+        version = int(v)
+    elif _is_int(v) and 0 <= v < 10 ** 9:
+        version = int(v)
+    else:
+        raise RunFileError(path, f"not a dlviz_gpu run file (schema_version {v!r:.40})")
+    if version < 1:
+        raise RunFileError(path, f"not a dlviz_gpu run file (schema_version {version}; versions "
+                                 f"start at 1)")
+    return version
 
 
 def _check_version(version: int, path) -> None:
     if version > SCHEMA_VERSION:
         raise SchemaVersionError(
-            f"run file {path} was written by a newer dlviz_gpu (schema {version} > "
-            f"{SCHEMA_VERSION}); upgrade dlviz_gpu to read or write it")
+            path, f"run file written by a newer dlviz_gpu (schema {version} > "
+                  f"{SCHEMA_VERSION}); upgrade dlviz_gpu to read or write it")
+
+
+def _check_tables(con: sqlite3.Connection, path) -> None:
+    """Every table and column of the schema is there (a run, not another SQLite file)."""
+    try:
+        for table, columns in _COLUMNS.items():
+            have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
+            if not have:
+                raise RunFileError(path, f"not a dlviz_gpu run file (no table {table!r})")
+            missing = [c for c in columns if c not in have]
+            if missing:
+                raise RunFileError(path, f"not a dlviz_gpu run file (table {table!r} has no "
+                                         f"column {', '.join(map(repr, missing))})")
+    except sqlite3.DatabaseError as e:
+        raise RunFileError(path, f"not a dlviz_gpu run file ({e})") from None
+
+
+#: Files up to this size (the file and its -wal together) are checked with SQLite's
+#: ``PRAGMA quick_check`` when opened: it reads every page (0.08-0.11 s for a 186 MB run
+#: from the page cache on the 2-core dev VM; a cold disk is slower).  Larger runs get the
+#: check of their small tables only, and any damage elsewhere is refused by the query that
+#: meets it.
+QUICK_CHECK_MAX_BYTES = 64 << 20
+# the tables checked in a large file (a few pages each, read by every view)
+_SMALL_TABLES = ("meta", "params", "steps", "alerts")
+
+
+def _quick_check(con: sqlite3.Connection, path, nbytes: int) -> None:
+    """SQLite's structural check of the file (all of it when small); RunFileError if damaged."""
+    try:
+        if nbytes <= QUICK_CHECK_MAX_BYTES:
+            rows = con.execute("PRAGMA quick_check").fetchall()
+        elif sqlite3.sqlite_version_info >= (3, 33, 0):      # quick_check(TABLE)
+            rows = []
+            for t in _SMALL_TABLES:
+                rows += [r for r in con.execute(f"PRAGMA quick_check({t})").fetchall()
+                         if r[0] != "ok"]
+            rows = rows or [("ok",)]
+        else:                                                # pragma: no cover - old SQLite
+            return
+    except sqlite3.DatabaseError as e:
+        raise RunFileError(path, f"damaged SQLite file ({e})") from None
+    if rows != [("ok",)]:
+        first = str(rows[0][0])
+        more = f" (and {len(rows) - 1} more problems)" if len(rows) > 1 else ""
+        raise RunFileError(path, f"damaged SQLite file (quick_check: {first:.200}{more})")
+
+
+def _validate(con: sqlite3.Connection, path, nbytes: int) -> int:
+    """Check an open file is a run this module can read; its schema version."""
+    version = _read_version(con, path)
+    _check_version(version, path)
+    _check_tables(con, path)
+    _quick_check(con, path, nbytes)
+    return version
+
+
+def _file_bytes(path: pathlib.Path) -> int:
+    """The run file's size with its -wal (what a full check reads)."""
+    n = 0
+    for p in (path, _side(path, "-wal")):
+        try:
+            n += os.stat(p).st_size
+        except OSError:
+            pass
+    return n
+
+
+def _write_problem(e: BaseException, path: pathlib.Path) -> str:
+    """What a failed write said, with what is known of the space left (for the message)."""
+    name = getattr(e, "sqlite_errorname", None)
+    text = f"{e} ({name})" if name else (getattr(e, "strerror", None) or str(e))
+    facts = []
+    try:
+        vfs = os.statvfs(path.parent)
+        facts.append(f"{vfs.f_bavail * vfs.f_frsize:,} bytes free on its file system")
+    except (AttributeError, OSError):     # statvfs is POSIX-only
+        pass
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if soft != resource.RLIM_INFINITY:
+            facts.append(f"this process may write files of at most {soft:,} bytes "
+                         f"(RLIMIT_FSIZE)")
+    except (ImportError, AttributeError, OSError, ValueError):
+        pass
+    return text + (f"; {'; '.join(facts)}" if facts else "")
+
+
+def _is_io_error(e: BaseException) -> bool:
+    """A failure of the file (full, I/O, read-only, locked), not of the data written."""
+    if isinstance(e, OSError):
+        return True
+    if not isinstance(e, sqlite3.DatabaseError):
+        return False
+    # constraint, binding and API errors are bugs in what was written, not of the file
+    return not isinstance(e, (sqlite3.IntegrityError, sqlite3.ProgrammingError,
+                              sqlite3.InterfaceError, sqlite3.DataError,
+                              sqlite3.NotSupportedError))
 
 
 def _as_object_rows(values: np.ndarray) -> np.ndarray:
@@ -389,6 +680,33 @@ def _as_object_rows(values: np.ndarray) -> np.ndarray:
 
 def _ints_object(values) -> np.ndarray:
     return np.asarray(values, np.int64).astype(object)
+
+
+def _check_side_files(path: pathlib.Path) -> None:
+    """The -wal and -shm next to a run file are regular files or absent.
+
+    SQLite would open a FIFO or a device there and block on it, or map it.
+    """
+    for suffix in ("-wal", "-shm"):
+        side = _side(path, suffix)
+        try:
+            st = os.stat(side)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise RunFileError(side, f"cannot read: {e.strerror or e}") from None
+        if not _stat.S_ISREG(st.st_mode):
+            raise RunFileError(side, f"not a regular file ({_file_kind(st.st_mode)}); SQLite "
+                                     f"keeps the run's {suffix[1:].upper()} here")
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((_stat.S_ISDIR, "a directory"), (_stat.S_ISFIFO, "a FIFO"),
+                       (_stat.S_ISSOCK, "a socket"), (_stat.S_ISCHR, "a character device"),
+                       (_stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
 # --------------------------------------------------------------------------
@@ -419,13 +737,21 @@ class RunWriter:
     Raises
     ------
     ValueError
-        The file cannot be written (a parent that is a file, no permission),
-        ``mode`` unknown, ``mode="new"`` and the file holds steps, an existing
-        file that is not a run.
+        The file cannot be written (a parent that is a file, no permission,
+        no room for the schema), ``mode`` unknown, ``mode="new"`` and the file
+        holds steps.
+    RunFileError
+        An existing file that is not a run or is damaged (``"new"``,
+        ``"append"``; a ``ValueError`` too).
     SchemaVersionError
         The file was written with a newer schema (``"new"``, ``"append"``).
     RunLockedError
         Another writer holds the run.
+
+    Notes
+    -----
+    Writes that fail (a full disk) raise :class:`RunWriteError` and leave the
+    file as it was before them (see the module docstring).
 
     Notes
     -----
@@ -453,7 +779,11 @@ class RunWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if not self.path.parent.is_dir():
                 raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(self.path.parent))
-            fd = os.open(_lock_path(self.path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(_lock_path(self.path), os.O_RDWR | os.O_CREAT | _O_CLOEXEC | _O_NONBLOCK,
+                         0o644)
+            if not _stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise OSError(errno.EINVAL, f"{_lock_path(self.path)} is not a regular file")
         except OSError as e:
             raise ValueError(f"store: cannot write run file {self.path}: "
                              f"{e.strerror or e}") from None
@@ -483,16 +813,19 @@ class RunWriter:
         deadline = time.monotonic() + _LOCK_RETRY_S
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                taken = _try_lock(fd)
+            except OSError as e:            # a file system without locks (some network mounts)
+                raise ValueError(f"store: cannot lock run file {self.path} "
+                                 f"({_lock_path(self.path)}): {e.strerror or e}") from None
+            if taken is not False:          # True, or None: this platform cannot lock files
                 break
-            except BlockingIOError:
-                # a reader's `live` probe holds a shared lock for microseconds: retry briefly
-                if time.monotonic() >= deadline:
-                    raise RunLockedError(
-                        f"store: run file {self.path} is being written by another process (its "
-                        f"lock {_lock_path(self.path)} is held); stop that writer or choose "
-                        f"another store") from None
-                time.sleep(0.02)
+            # a reader's `live` probe holds the lock for microseconds: retry briefly
+            if time.monotonic() >= deadline:
+                raise RunLockedError(
+                    f"store: run file {self.path} is being written by another process (its "
+                    f"lock {_lock_path(self.path)} is held); stop that writer or choose "
+                    f"another store")
+            time.sleep(0.02)
         with _WRITERS_LOCK:
             _WRITERS[key] = self
         self._key = key
@@ -503,15 +836,19 @@ class RunWriter:
         if exists and mode != "overwrite":
             if not path.is_file():
                 raise ValueError(f"store: cannot write run file {path}: not a regular file")
-            con = self._connect_existing()
-            try:
-                version = _read_version(con, path)
-                _check_version(version, path)
-                nsteps = con.execute("SELECT count(*) FROM steps").fetchone()[0]
-            except sqlite3.DatabaseError as e:
-                raise ValueError(f"{path} is not a dlviz_gpu run file ({e})") from None
-            finally:
-                con.close()
+            _check_side_files(path)
+            if path.stat().st_size == 0:
+                # an empty file (a writer stopped between creating it and writing the schema)
+                nsteps = 0
+            else:
+                con = self._connect_existing()
+                try:
+                    _validate(con, path, _file_bytes(path))
+                    nsteps = con.execute("SELECT count(*) FROM steps").fetchone()[0]
+                except sqlite3.DatabaseError as e:
+                    raise RunFileError(path, f"not a dlviz_gpu run file ({e})") from None
+                finally:
+                    con.close()
             if mode == "new" and nsteps:
                 raise ValueError(
                     f"store: {path} already holds a run ({nsteps} steps); pass mode='append' to "
@@ -577,7 +914,7 @@ class RunWriter:
             con = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
             con.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         except sqlite3.Error as e:
-            raise ValueError(f"{self.path} is not a dlviz_gpu run file ({e})") from None
+            raise RunFileError(self.path, f"not a dlviz_gpu run file ({e})") from None
         return con
 
     # -- public ---------------------------------------------------------
@@ -655,6 +992,9 @@ class RunWriter:
         TypeError, ValueError
             A record of the wrong type or with arrays of the wrong shape
             (nothing of the batch is written).
+        RunWriteError
+            The file could not take the transaction (a full disk, an I/O
+            error): nothing of the batch is written, the file is as before.
         """
         if isinstance(records, StepRecord):
             records = [records]
@@ -694,21 +1034,67 @@ class RunWriter:
             self._transaction(lambda con: con.executemany(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", rows))
 
+    def write_alert(self, step: int, kind: str, message: str, param: int | None = None) -> None:
+        """Store one alert (a row of ``alerts``) and nothing else, as one transaction.
+
+        The watch uses it to say, in the run itself, that recording stopped
+        (no ``steps`` row is added for ``step``).
+
+        Raises
+        ------
+        RunWriteError
+            It could not be written (the file is as before).
+        """
+        if not _is_int(step):
+            raise TypeError(f"step: expected an int; got {step!r}")
+        P = 0 if self._params is None else len(self._params)
+        if param is not None and (not _is_int(param) or not 0 <= param < P):
+            raise ValueError(f"param: expected None or an index in [0, {P}); got {param!r}")
+        row = (int(step), None if param is None else int(param), str(kind), str(message))
+        with self._lock:
+            self._check_open()
+            self._transaction(lambda con: con.execute(_SQL_ALERT, row))
+
+    def checkpoint(self) -> bool:
+        """Fold the committed transactions of the WAL into the file, where no reader prevents it.
+
+        After a write failed for lack of space this can free room: the WAL
+        starts again from its beginning once folded (a file-size limit, a
+        quota that counts the WAL).  True when the whole WAL was folded.
+        Never raises for a failure of the file (the WAL keeps every commit).
+        """
+        with self._lock:
+            if self._closed:
+                return False
+            try:
+                busy, _, _ = self._con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except sqlite3.Error:
+                return False
+            return not busy
+
     def close(self) -> None:
-        """Mark the run closed, fold the WAL into the file and release the lock (idempotent)."""
+        """Mark the run closed, fold the WAL into the file and release the lock (idempotent).
+
+        The lock and the connection are released whatever happens; a run whose
+        closing could not be written (a full disk) stays ``'running'`` with
+        every step committed before, like a killed run.
+
+        Raises
+        ------
+        RunWriteError
+            Marking the run closed failed (after releasing it).
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             try:
-                con = self._con
-                con.execute("BEGIN IMMEDIATE")
-                con.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                                [("status", "closed"), ("closed", _now_iso())])
-                con.execute("COMMIT")
+                self._transaction(lambda con: con.executemany(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                    [("status", "closed"), ("closed", _now_iso())]))
                 try:
-                    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                except sqlite3.Error:      # a reader in the middle of a read: fine
+                    self._con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.Error:      # a reader in the middle of a read, a full disk: fine
                     pass
             finally:
                 self._release()
@@ -716,8 +1102,13 @@ class RunWriter:
     def __enter__(self) -> "RunWriter":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.close()
+        except RunWriteError:
+            if exc_type is None:
+                raise
+            # the block's own exception is the one to see; this one would replace it
 
     def __repr__(self) -> str:
         return f"RunWriter({str(self.path)!r}, {'closed' if self._closed else 'open'})"
@@ -735,7 +1126,9 @@ class RunWriter:
                 if _WRITERS.get(getattr(self, "_key", None)) is self:
                     del _WRITERS[self._key]
             try:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                _unlock(self._lock_fd)
+            except OSError:
+                pass
             finally:
                 os.close(self._lock_fd)
                 self._lock_fd = None
@@ -745,14 +1138,30 @@ class RunWriter:
             raise ValueError(f"RunWriter for {self.path} is closed")
 
     def _transaction(self, fn) -> None:
+        """``fn(con)`` as one transaction: all of it committed, or none of it.
+
+        A failure of the file (SQLITE_FULL, an I/O error, ...) becomes
+        :class:`RunWriteError`; SQLite may already have rolled the
+        transaction back itself (it does on SQLITE_FULL), so the rollback here
+        is only for one still open.
+        """
         con = self._con
-        con.execute("BEGIN IMMEDIATE")
         try:
-            fn(con)
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                fn(con)
+                con.execute("COMMIT")
+            except BaseException:
+                if con.in_transaction:
+                    try:
+                        con.execute("ROLLBACK")
+                    except sqlite3.Error:     # the connection is gone: SQLite rolls back
+                        pass
+                raise
+        except (sqlite3.Error, OSError) as e:
+            if not _is_io_error(e):
+                raise
+            raise RunWriteError(self.path, _write_problem(e, self.path)) from e
 
     @staticmethod
     def _json(key: str, value) -> str:
@@ -916,7 +1325,21 @@ class _Batch:
             con.executemany(_SQL_ALERT, self.alerts)
 
 
-def _param_from_row(r) -> ParamInfo:
+def _param_from_row(r, strict: bool = False) -> ParamInfo:
+    """A ParamInfo from a ``params`` row; ``strict`` checks every value's type (a reader of
+    a file that may be damaged): TypeError / ValueError when one is wrong."""
+    if strict:
+        shape = json.loads(r[2]) if isinstance(r[2], str) else None
+        if not isinstance(shape, list) or not all(_is_int(d) for d in shape):
+            raise ValueError(f"shape {r[2]!r:.40} is not a JSON list of ints")
+        for name, v, none_ok in (("id", r[0], False), ("numel", r[4], False),
+                                 ("frozen", r[6], False), ("rows", r[7], True),
+                                 ("cols", r[8], True)):
+            if not (_is_int(v) or (none_ok and v is None)):
+                raise TypeError(f"{name} {v!r:.40} is not an int")
+        for name, v in (("name", r[1]), ("dtype", r[3]), ("layer", r[5])):
+            if not isinstance(v, str):
+                raise TypeError(f"{name} {v!r:.40} is not text")
     return ParamInfo(name=r[1], shape=tuple(json.loads(r[2])), dtype=r[3], numel=int(r[4]),
                      layer=r[5], frozen=bool(r[6]), rows=r[7], cols=r[8], id=int(r[0]))
 
@@ -925,9 +1348,48 @@ def _param_from_row(r) -> ParamInfo:
 # The reader
 # --------------------------------------------------------------------------
 
+def _exists(p: pathlib.Path) -> bool:
+    """Whether anything is at p (stat only; a FIFO is not opened)."""
+    try:
+        os.stat(p)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _file_state(f: pathlib.Path) -> tuple:
+    """(device, inode, size, mtime) of a run file that is a regular file; RunFileError if not."""
+    try:
+        st = os.stat(f)
+    except FileNotFoundError:
+        raise RunNotFound(f, "the run file is gone (deleted or moved)") from None
+    except OSError as e:
+        raise RunFileError(f, f"cannot read: {e.strerror or e}") from None
+    if not _stat.S_ISREG(st.st_mode):
+        raise RunFileError(f, f"not a regular file ({_file_kind(st.st_mode)}), not a run")
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def _float_column(values) -> np.ndarray:
     """A list of REAL-or-None -> float64 array with None as NaN (vectorised)."""
-    return np.array(values, dtype=np.float64) if values else np.empty(0)
+    if not values:
+        return np.empty(0)
+    a = np.array(values, dtype=np.float64)
+    if a.ndim != 1:
+        raise ValueError("a value that is not a number")
+    return a
+
+
+def _int_column(values) -> np.ndarray:
+    """A list of INTEGER -> int64 array; TypeError for anything else (a damaged file's text,
+    blob, real or NULL step)."""
+    if not len(values):
+        return np.empty(0, np.int64)
+    a = np.array(values)                   # Python ints -> int64; anything else -> not "i"
+    if a.ndim != 1 or a.dtype.kind != "i":
+        bad = next((v for v in values if type(v) is not int), values[0])
+        raise TypeError(f"{bad!r:.40} where an integer step belongs")
+    return a.astype(np.int64, copy=False)
 
 
 class Run:
@@ -948,12 +1410,14 @@ class Run:
 
     Raises
     ------
-    FileNotFoundError
-        No run there.
-    ValueError
-        A file that is not a run.
+    RunNotFound
+        No run there (a ``FileNotFoundError``).
+    RunFileError
+        A file that is not a run, a damaged one, or not a regular file (a
+        ``ValueError``; one line, ``"PATH: problem"``); later calls raise it
+        when the file goes bad or disappears while it is read.
     SchemaVersionError
-        A run written by a newer dlviz_gpu.
+        A run written by a newer dlviz_gpu (a kind of RunFileError).
 
     Notes
     -----
@@ -970,62 +1434,114 @@ class Run:
             raise TypeError(f"path: expected a run directory or file (str or os.PathLike); got "
                             f"{type(path).__name__}")
         p = pathlib.Path(path).expanduser()
-        if p.is_dir():
-            f = p / "run.sqlite"
-        elif p.is_file():
-            f = p
-        else:
-            f = run_file(p)
-        if not f.is_file():
-            raise FileNotFoundError(f"path: no run at {path} (looked for {f})")
+        # lstat-free checks that never open the path: a FIFO must not block us
+        f = p / "run.sqlite" if p.is_dir() else (p if _exists(p) else run_file(p))
+        if not _exists(f):
+            raise RunNotFound(path, f"no run at {path} (looked for {f})")
         self.path = f
         self.name = f.parent.name if f.name == "run.sqlite" else f.stem
         self._lock = threading.RLock()
-        self._con = self._connect()
-        try:
-            self.schema_version = _read_version(self._con, f)
-            _check_version(self.schema_version, f)
-        except BaseException:
-            self._con.close()
-            raise
+        self._con = None
         self._params: list[ParamInfo] | None = None
         self._names: dict[str, int] = {}
+        self.schema_version = self._connect()
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self) -> int:
+        """Open (or reopen) the file read-only and check it is a run; its schema version.
+
+        A run with a WAL (being written, or killed) is read through SQLite's
+        read-only mode, which shares the writer's -shm and sees each commit.
+        A run without one (closed, or never written in WAL mode) is opened
+        ``immutable``: SQLite then creates no -wal/-shm file next to it and
+        takes no lock, so reading changes nothing on disk, also in a folder or
+        on a file system that cannot be written.  :meth:`_refresh` reopens it
+        when a writer comes back (a WAL appears) or the file changes.
+        """
         f = self.path
-        uri = "file:" + urllib.parse.quote(str(f.resolve())) + "?mode=ro"
+        state = _file_state(f)
+        if state[2] == 0:
+            raise RunFileError(f, "not a dlviz_gpu run file (an empty file)")
+        _check_side_files(f)
+        wal = os.path.exists(_side(f, "-wal"))
+        uri = "file:" + urllib.parse.quote(str(f.resolve())) + \
+            ("?mode=ro" if wal else "?mode=ro&immutable=1")
         try:
             con = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-            con.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            return con
-        except sqlite3.DatabaseError as e:
-            if "not a database" in str(e) or "malformed" in str(e):
-                raise ValueError(f"{f} is not a dlviz_gpu run file ({e})") from None
-        # read-only is impossible here (e.g. a WAL file whose -shm cannot be made): read-write
+        except sqlite3.Error as e:
+            raise RunFileError(f, f"cannot open: {e}") from None
         try:
-            con = sqlite3.connect(str(f), isolation_level=None, check_same_thread=False)
             con.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             con.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            return con
+            version = _validate(con, f, _file_bytes(f))
         except sqlite3.DatabaseError as e:
-            raise ValueError(f"{f} is not a dlviz_gpu run file ({e})") from None
+            con.close()
+            raise RunFileError(f, f"not a dlviz_gpu run file ({e})") from None
+        except BaseException:
+            con.close()
+            raise
+        old, self._con = self._con, con
+        if old is not None:
+            old.close()
+        self._state = state
+        self._immutable = not wal
+        return version
+
+    def _refresh(self) -> None:
+        """Before a read: the file is still there, still the one opened; reopen it if not.
+
+        Raises RunFileError when it is gone or no longer a run.  A file
+        replaced by another run (``mode='overwrite'``) is reopened, and so is
+        an ``immutable`` connection whose file gained a WAL or changed.
+        """
+        state = _file_state(self.path)
+        same_file = state[:2] == self._state[:2]
+        if self._immutable:
+            stale = state != self._state or os.path.exists(_side(self.path, "-wal"))
+        else:
+            stale = not same_file
+        if stale:
+            self.schema_version = self._connect()
+            self._params, self._names = None, {}     # another file, or the same one rewritten
 
     # -- plumbing -------------------------------------------------------
     def _read(self, fn):
-        """Run fn(con) inside one read transaction (a consistent snapshot)."""
+        """Run fn(con) inside one read transaction (a consistent snapshot).
+
+        Any failure of the file (damaged, gone, replaced by something that is
+        not a run, locked past the busy timeout) is a :class:`RunFileError`.
+        """
         with self._lock:
             if self._con is None:
                 raise ValueError(f"Run {self.path} is closed")
-            con = self._con
-            con.execute("BEGIN")
             try:
-                return fn(con)
-            finally:
-                con.execute("COMMIT")
+                self._refresh()
+                con = self._con
+                con.execute("BEGIN")
+                try:
+                    return fn(con)
+                finally:
+                    if con.in_transaction:
+                        con.execute("COMMIT")
+            except sqlite3.Error as e:
+                raise RunFileError(self.path, f"cannot read the run ({e})") from None
 
     def _query(self, sql, args=()):
         return self._read(lambda con: con.execute(sql, args).fetchall())
+
+    @contextlib.contextmanager
+    def _decoding(self, what: str):
+        """Values of the file that are not what the schema says become a RunFileError.
+
+        Only around the turning of rows into arrays, never around argument
+        checks (their errors are the caller's).
+        """
+        try:
+            yield
+        except RunFileError:
+            raise
+        except (TypeError, ValueError, OverflowError, IndexError, AttributeError) as e:
+            raise RunFileError(self.path, f"damaged run: {what} holds values of the wrong type "
+                                          f"({type(e).__name__}: {e})") from None
 
     @staticmethod
     def _since(since) -> int:
@@ -1043,13 +1559,13 @@ class Run:
         out = {}
         for k, v in self._query("SELECT key, value FROM meta"):
             if k == "schema_version":
-                out[k] = int(v)
+                out[k] = _read_version_value(v, self.path)
             elif k in _PLAIN_META:
                 out[k] = v
             else:
                 try:
                     out[k] = json.loads(v)
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, RecursionError):
                     out[k] = v
         return out
 
@@ -1061,19 +1577,25 @@ class Run:
 
     @property
     def live(self) -> bool:
-        """True while a writer holds the run's lock (a process recording it now)."""
+        """True while a writer holds the run's lock (a process recording it now).
+
+        On a platform without file locks, True while the run is marked
+        ``'running'``.
+        """
         try:
-            fd = os.open(_lock_path(self.path), os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(_lock_path(self.path), os.O_RDONLY | _O_CLOEXEC | _O_NONBLOCK)
         except OSError:
             return False
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
+            if not _stat.S_ISREG(os.fstat(fd).st_mode):
+                return False                 # a FIFO or device named like the lock: no writer
+            taken = _try_lock(fd, shared=True)
+            if taken is None:
+                return self.meta.get("status") == "running"
+            if taken:
+                _unlock(fd)
+            return not taken
         except OSError:
-            return False
-        else:
-            fcntl.flock(fd, fcntl.LOCK_UN)
             return False
         finally:
             os.close(fd)
@@ -1089,8 +1611,14 @@ class Run:
             return
         rows = self._query("SELECT id, name, shape, dtype, numel, layer, frozen, rows, cols "
                            "FROM params ORDER BY id")
-        self._params = [_param_from_row(r) for r in rows]
-        self._names = {p.name: p.id for p in self._params}
+        with self._decoding("params"):
+            params = [_param_from_row(r, strict=True) for r in rows]
+        if [p.id for p in params] != list(range(len(params))):
+            raise RunFileError(self.path, "damaged run: the parameter ids are not 0..P-1")
+        names = {p.name: p.id for p in params}
+        if len(names) != len(params):
+            raise RunFileError(self.path, "damaged run: two parameters have the same name")
+        self._params, self._names = params, names
 
     def param_index(self, name_or_id) -> int:
         """The id of a parameter given by name or id.
@@ -1130,12 +1658,16 @@ class Run:
         else:
             rows = self._query("SELECT step FROM steps WHERE recorded = ? ORDER BY step",
                                (int(bool(recorded)),))
-        return np.array([r[0] for r in rows], np.int64)
+        with self._decoding("steps"):
+            return _int_column([r[0] for r in rows])
 
     @property
     def last_step(self) -> int | None:
         """The highest logged step, None before the first."""
-        return self._query("SELECT max(step) FROM steps")[0][0]
+        v = self._query("SELECT max(step) FROM steps")[0][0]
+        if v is not None and not _is_int(v):
+            raise RunFileError(self.path, f"damaged run: steps holds a step {v!r:.40}")
+        return v
 
     def __len__(self) -> int:
         """The number of logged steps."""
@@ -1151,7 +1683,10 @@ class Run:
                 cur = con.execute("SELECT min(name) FROM scalars WHERE name > ?",
                                   (cur,)).fetchone()[0]
             return names
-        return self._read(fn)
+        names = self._read(fn)
+        if not all(isinstance(n, str) for n in names):
+            raise RunFileError(self.path, "damaged run: scalars holds a name that is not text")
+        return names
 
     def scalar(self, name: str, since: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(steps (N,) int64, values (N,) float64) of one scalar; NaN where NaN was logged.
@@ -1179,7 +1714,8 @@ class Run:
         if not rows:
             return np.empty(0, np.int64), np.empty(0)
         steps, values = zip(*rows)
-        return np.array(steps, np.int64), _float_column(values)
+        with self._decoding(f"scalar {name!r}"):
+            return _int_column(steps), _float_column(values)
 
     # -- per-parameter series ------------------------------------------
     def _matrix(self, sql_rows, table_cond, args, column: str, since):
@@ -1197,15 +1733,18 @@ class Run:
                                f"{table_cond}", (lo, *args)).fetchall()
             return steps, rows
         steps, rows = self._read(fn)
-        steps = np.array([s[0] for s in steps], np.int64)
-        if not rows:
-            return steps, np.full((P, len(steps)), np.nan)
-        a = np.array(rows, dtype=np.float64)                  # NULL (None) -> NaN
-        p = a[:, 0].astype(np.int64)
-        s = a[:, 1].astype(np.int64)
-        v = a[:, 2]
-        if np.abs(a[:, 1]).max() >= 2.0 ** 53:               # steps beyond float64's integers
-            s = np.array([r[1] for r in rows], np.int64)
+        with self._decoding(sql_rows):
+            steps = _int_column([s[0] for s in steps])
+            if not rows:
+                return steps, np.full((P, len(steps)), np.nan)
+            a = np.array(rows, dtype=np.float64)              # NULL (None) -> NaN
+            if a.ndim != 2 or not np.isfinite(a[:, :2]).all():
+                raise ValueError("a parameter id or step that is not a number")
+            p = a[:, 0].astype(np.int64)
+            s = a[:, 1].astype(np.int64)
+            v = a[:, 2]
+            if np.abs(a[:, 1]).max() >= 2.0 ** 53:           # steps beyond float64's integers
+                s = _int_column([r[1] for r in rows])
         ok = (p >= 0) & (p < P)
         p, s, v = p[ok], s[ok], v[ok]
         steps = np.union1d(steps, s)        # a row at a step not flagged recorded still shows
@@ -1298,28 +1837,34 @@ class Run:
                 (i, k, lo_step)).fetchall()
         rows = self._read(fn)
         T = len(rows)
-        if T:
-            steps = np.array([r[0] for r in rows], np.int64)
-            lo = _float_column([r[1] for r in rows])
-            hi = _float_column([r[2] for r in rows])
-            blob = b"".join(r[3] for r in rows)
-            B = len(rows[0][3]) // 8
-            if any(len(r[3]) != 8 * B for r in rows):
-                raise ValueError(f"run {self.path}: histograms of {self._params[i].name} have "
-                                 f"different bin counts over the steps")
-            counts = np.frombuffer(blob, "<i8").reshape(T, B).astype(np.int64)
-        else:
-            steps = np.empty(0, np.int64)
-            B = int(self.config.get("bins", 1) or 1)
-            lo = hi = np.empty(0)
-            counts = np.zeros((0, B), np.int64)
-        edges = _edges(lo, hi, B)
-        # NULL (no stats row) -> 0
-        special = np.nan_to_num(np.array([r[4:] for r in rows], np.float64).reshape(T, 3))
-        nan, posinf, neginf = special.astype(np.int64).T
         p = self._params[i]
-        return steps, Histogram(counts, edges, nan=nan, posinf=posinf, neginf=neginf,
-                                names=[f"step {s}" for s in steps], dtypes=p.dtype)
+        with self._decoding(f"histograms of {p.name}"):
+            if T:
+                steps = _int_column([r[0] for r in rows])
+                lo = _float_column([r[1] for r in rows])
+                hi = _float_column([r[2] for r in rows])
+                if not all(isinstance(r[3], bytes) for r in rows):
+                    raise TypeError("counts that are not a blob")
+                B = len(rows[0][3]) // 8
+                if B < 1 or any(len(r[3]) != 8 * B for r in rows):
+                    raise RunFileError(self.path, f"damaged run: histograms of {p.name} have "
+                                                  f"different or no bin counts over the steps")
+                blob = b"".join(r[3] for r in rows)
+                counts = np.frombuffer(blob, "<i8").reshape(T, B).astype(np.int64)
+            else:
+                steps = np.empty(0, np.int64)
+                B = self.config.get("bins", 1)
+                B = int(B) if _is_int(B) and 0 < B < 1 << 20 else 1
+                lo = hi = np.empty(0)
+                counts = np.zeros((0, B), np.int64)
+            edges = _edges(lo, hi, B)
+            # NULL (no stats row) -> 0
+            special = np.nan_to_num(np.array([r[4:] for r in rows], np.float64).reshape(T, 3),
+                                    nan=0.0, posinf=0.0, neginf=0.0)
+            # (a damaged file's count beyond int64 is cut, not cast into garbage)
+            nan, posinf, neginf = np.clip(special, -2.0 ** 62, 2.0 ** 62).astype(np.int64).T
+            return steps, Histogram(counts, edges, nan=nan, posinf=posinf, neginf=neginf,
+                                    names=[f"step {s}" for s in steps], dtypes=p.dtype)
 
     # -- snapshots and alerts ------------------------------------------
     def snapshot_steps(self, param, stat: str | None = None) -> np.ndarray:
@@ -1331,7 +1876,8 @@ class Run:
         else:
             rows = self._query("SELECT step FROM snapshots WHERE param = ? AND stat = ? "
                                "ORDER BY step", (i, stat))
-        return np.array([r[0] for r in rows], np.int64)
+        with self._decoding("snapshots"):
+            return _int_column([r[0] for r in rows])
 
     def snapshot(self, param, step: int, stat: str = "mean") -> np.ndarray:
         """(h, w) float32 raster of ``param`` stored at ``step`` (row 0 = matrix row 0).
@@ -1353,6 +1899,11 @@ class Run:
                            + (f"nearest stored steps: {', '.join(map(str, sorted(near)))}"
                               if len(have) else f"no {stat!r} snapshots of it stored"))
         h, w, data = rows[0]
+        if not (_is_int(h) and _is_int(w) and isinstance(data, bytes) and h >= 0 and w >= 0
+                and len(data) == 4 * h * w):
+            raise RunFileError(self.path, f"damaged run: the {stat!r} snapshot of "
+                                          f"{self._params[i].name} at step {step} is not "
+                                          f"{h!r:.20} x {w!r:.20} float32 values")
         return np.frombuffer(data, "<f4").reshape(h, w).astype(np.float32)
 
     def alerts(self, since: int | None = None) -> list[dict]:
@@ -1365,6 +1916,9 @@ class Run:
         names = [p.name for p in self._params or []]
         out = []
         for step, param, kind, message in rows:
+            if not (_is_int(step) and (param is None or _is_int(param))):
+                raise RunFileError(self.path, f"damaged run: alerts holds a step or parameter "
+                                              f"{(step, param)!r:.60}")
             if param is not None and not 0 <= param < len(names):
                 self._params = None               # parameters defined after we looked
                 self._load_params()
@@ -1413,5 +1967,24 @@ def _edges(lo: np.ndarray, hi: np.ndarray, B: int) -> np.ndarray:
 
 
 def open_run(path) -> Run:
-    """Open a recorded run for reading (see :class:`Run`)."""
+    """Open a recorded run for reading (see :class:`Run`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A run directory (``<path>/run.sqlite``) or its SQLite file.
+
+    Returns
+    -------
+    Run
+
+    Raises
+    ------
+    RunNotFound
+        No run there (a ``FileNotFoundError``).
+    RunFileError
+        Anything else that is not a readable run, in one line
+        ``"PATH: problem"`` (a ``ValueError``; :class:`SchemaVersionError` for
+        a newer schema).
+    """
     return Run(path)
