@@ -56,14 +56,20 @@ def label(name, limit: int | None = LABEL_LIMIT) -> str:
     """``name`` as a HoloViews ``label`` (or ``group``) and as the text of a title or legend.
 
     HoloViews turns labels into attribute names, character by character, on
-    paths that depend on the hash seed (a set of option specs), and fails on
-    a character without a Unicode name (every control character, NUL, some
-    printable ideographs) or on ``\\r``, ``\\a``, ``\\b``, ``\\v``, ``\\f``; a
-    raw tensor name must never reach it.  This is :func:`dlviz_gpu.names.display`
+    paths that depend on the hash seed (the order of a set of option specs in
+    ``StoreOptions.propagate_ids``, then its renderer's compositor), and fails
+    on a character without a Unicode name (every control character, NUL, some
+    printable ideographs) or on ``\\r``, ``\\a``, ``\\b``, ``\\v``, ``\\f``; a raw
+    tensor name must never reach it.  This is :func:`dlviz_gpu.names.display`
     (controls and invisible characters shown as escapes, long names cut to
-    ``limit``), with the characters Python's Unicode database has no name
-    for escaped as well, and a trailing space after the few names HoloViews
+    ``limit``), with the characters Python's Unicode database has no name for
+    escaped as well, and a trailing space after the few names HoloViews
     reserves.
+
+    A plot shows text, it does not map it back to a name, so a backslash
+    stays single here (``exact=False``): that makes ``label`` idempotent, and
+    a view may apply it to a label its caller already passed through it.
+    Widgets and tables, which map back, use ``display`` itself.
 
     Parameters
     ----------
@@ -76,25 +82,32 @@ def label(name, limit: int | None = LABEL_LIMIT) -> str:
     -------
     str
     """
-    text = display(name, limit=limit)
+    text = display(name, exact=False)
     if not text.isascii():
         text = "".join(c if c.isascii() or unicodedata.name(c, None) else
                        (f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}")
                        for c in text)
+    if limit is not None:
+        text = display(text, limit=limit, exact=False)
     if text in _HV_DISALLOWED or (text.startswith("_repr_") and text.endswith("_")):
         text += " "
     return text
 
 
 def labels(names, limit: int | None = LABEL_LIMIT) -> list[str]:
-    """:func:`label` of each name, all different (categorical axes and widgets need unique
-    factors): names that the ``limit`` cuts to the same text are shown whole."""
+    """:func:`label` of each name, all different (categorical axes need unique factors).
+
+    Names that the ``limit`` cuts to the same text are shown whole; names
+    that still show the same (a literal backslash beside a control character
+    shown as an escape, or a reserved name beside itself plus a space) get
+    their position appended.
+    """
     names = list(names)
     shown = [label(n, limit) for n in names]
     if len(set(shown)) < len(shown):
         shown = [label(n, None) for n in names]
     seen: dict = {}
-    for i, s in enumerate(shown):      # only a name that is a reserved word plus a space
+    for i, s in enumerate(shown):
         if s in seen:
             shown[i] = f"{s} ({i})"
         seen[shown[i]] = i
