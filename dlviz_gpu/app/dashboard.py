@@ -315,6 +315,40 @@ class Dashboard(Board):
 
 
 
+_NAME_SELECT = None
+
+
+def name_select(**params):
+    """A ``panel.widgets.Select`` of names: ``options`` maps shown forms to exact names.
+
+    Panel's Select sends ``str(value)`` of each option to the browser as the
+    option's value, which would put the exact names (ESC, NUL, a lone
+    surrogate) into the page, and maps what comes back by those strings
+    first, so a name whose text is another name's shown form (``x\\x1b``
+    beside ``x`` + ESC) would choose the wrong one.  This Select sends only
+    the labels (the shown forms) and maps back by label alone.
+    """
+    global _NAME_SELECT
+    if _NAME_SELECT is None:
+        import panel as pn
+        from panel.widgets.select import SingleSelectBase
+
+        class NameSelect(pn.widgets.Select):
+            _allows_values = False       # the browser gets labels as the options' values
+
+            def _process_property_change(self, props):
+                params = super(SingleSelectBase, self)._process_property_change(props)
+                if "value" in params:
+                    shown = params["value"]
+                    items = self._items
+                    params["value"] = items[shown] if shown in items else self.value
+                params.pop("options", None)
+                return params
+
+        _NAME_SELECT = NameSelect
+    return _NAME_SELECT(**params)
+
+
 def _shown(text, exact: bool = False) -> str:
     """``text`` for HTML or Markdown: controls shown as escapes, then HTML-escaped."""
     return html.escape(display(text, exact=exact))
@@ -379,8 +413,8 @@ class DashboardSession:
         self._syncing = False
         self.heatmap = None
         # shown form -> exact name: the browser lists the shown ones, Python gets the exact
-        self.tensor = pn.widgets.Select(label="tensor", options=displayed(board.layouts),
-                                        value=board.initial, width=360)
+        self.tensor = name_select(label="tensor", options=displayed(board.layouts),
+                                  value=board.initial, width=360)
         self.agg = pn.widgets.Select(label="statistic per pixel", options=list(AGGS),
                                      value="mean", width=170)
         self.norm = pn.widgets.Select(label="colour scale", options=list(NORMS),

@@ -107,29 +107,30 @@ class RunSession:
     def __init__(self, runs, title: str | None = None, periodic: bool = True):
         import panel as pn
 
+        from .dashboard import name_select
+
         self.runs = _open(runs)
         self.pn = pn
         params = self.runs[0].params
         names = [p.name for p in params]
         # the widgets show names with controls escaped and give back the exact ones
-        self.run_select = pn.widgets.Select(label="run",
-                                            options=displayed(r.name for r in self.runs),
-                                            value=self.runs[0].name, width=220,
-                                            visible=len(self.runs) > 1)
+        self.run_select = name_select(label="run",
+                                      options=displayed(r.name for r in self.runs),
+                                      value=self.runs[0].name, width=220,
+                                      visible=len(self.runs) > 1)
         scalars = sorted({n for r in self.runs for n in r.scalar_names()})
         first = [n for n in ("loss", "lr") if n in scalars] or scalars[:1]
         self.curves = pn.widgets.MultiChoice(label="scalars", options=displayed(scalars),
-                                             value=first,
-                                             width=360)
+                                             value=first, width=360)
         self.smoothing = pn.widgets.FloatSlider(label="smoothing", start=0.0, end=0.99,
                                                 step=0.01, value=0.6, width=240)
-        self.param = pn.widgets.Select(label="parameter", options=displayed(names),
-                                       value=names[0] if names else None, width=300)
+        self.param = name_select(label="parameter", options=displayed(names),
+                                 value=names[0] if names else None, width=300)
         self.kind = pn.widgets.Select(label="of", options=["grad", "weight"], value="grad",
                                       width=100)
         matrices = [p.name for p in params if p.rows is not None]
-        self.wparam = pn.widgets.Select(label="weight matrix", options=displayed(matrices),
-                                        value=matrices[0] if matrices else None, width=300)
+        self.wparam = name_select(label="weight matrix", options=displayed(matrices),
+                                  value=matrices[0] if matrices else None, width=300)
         self.wstat = pn.widgets.Select(label="statistic", options=["mean", "extremum"],
                                        value="mean", width=120)
         self.step_a = pn.widgets.Select(label="difference: step", options=[], width=140)
