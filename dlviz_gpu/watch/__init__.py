@@ -11,6 +11,13 @@
 - :mod:`.store`: the run file (SQLite, WAL, versioned schema), its writer and
   reader.
 
+Failures: a run file that cannot be read (damaged, not a run, gone) raises
+:class:`RunFileError` (a ``ValueError``, one line ``"PATH: problem"``;
+:class:`SchemaVersionError` and :class:`RunNotFound` are kinds of it); a
+store that cannot be written while training (a full disk) stops the
+recording with one :class:`RecordingStoppedWarning`, never an exception in
+the training loop.
+
 The package itself is callable: ``dv.watch(model, ...)`` is
 :func:`dlviz_gpu.watch.recorder.watch` (the package and the verb share the
 name, so that ``dv.watch(...)`` and ``dv.watch.open_run(...)`` both read
@@ -23,11 +30,12 @@ import sys
 import types
 
 from .store import (KINDS, NSTATS, SCHEMA_VERSION, STAT_NAMES, UPDATE_COLUMNS, ParamInfo, Run,
-                    RunLockedError, RunWriter, SchemaVersionError, StepRecord, open_run,
-                    run_file)
+                    RunFileError, RunLockedError, RunNotFound, RunWriteError, RunWriter,
+                    SchemaVersionError, StepRecord, open_run, run_file)
 
 __all__ = ["Watch", "open_run", "Run", "RunWriter", "ParamInfo", "StepRecord",
-           "RunLockedError", "SchemaVersionError", "SCHEMA_VERSION", "STAT_NAMES", "KINDS",
+           "RunLockedError", "RunFileError", "RunNotFound", "SchemaVersionError",
+           "RunWriteError", "RecordingStoppedWarning", "SCHEMA_VERSION", "STAT_NAMES", "KINDS",
            "NSTATS", "UPDATE_COLUMNS", "run_file"]
 
 
@@ -42,8 +50,8 @@ sys.modules[__name__].__class__ = _CallablePackage
 
 
 def __getattr__(name: str):
-    if name == "Watch":
-        from .recorder import Watch
+    if name in ("Watch", "RecordingStoppedWarning"):
+        from . import recorder
 
-        return Watch
+        return getattr(recorder, name)
     raise AttributeError(f"module 'dlviz_gpu.watch' has no attribute {name!r}")

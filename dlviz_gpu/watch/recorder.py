@@ -42,23 +42,55 @@ The previous weights
 
 "Recorded steps" are counted in :meth:`Watch.log` calls: the first call and
 every ``every``-th after it record tensors, whatever step numbers are passed.
+
+When the store cannot be written
+    Recording never stops a training loop.  Once a write to the run fails
+    (the disk or a quota is full: SQLite's "database or disk is full",
+    ENOSPC, EDQUOT, EFBIG under a file-size limit; an I/O error; a file
+    made read-only; or any other failure of the background writer), the
+    watch stops recording: the steps committed before the failure stay in
+    the run, which stays readable (the failed transaction is rolled back
+    whole; a batch of several steps is retried one step at a time, so every
+    step that fits is kept); it stores a ``'recording_stopped'`` alert at the
+    first step not recorded where the file still takes one (after folding its
+    WAL in, which frees room under a file-size limit); and it warns once,
+    with :class:`RecordingStoppedWarning` (through :mod:`warnings`, and the
+    ``dlviz_gpu.watch`` logger when logging is configured), saying where
+    and why, and that training continues unrecorded.  From then on
+    :meth:`Watch.log` only checks its arguments (no tensor is measured,
+    nothing is queued, the hooks are removed and the copies of the weights
+    freed), and :meth:`Watch.log`, :meth:`Watch.flush` and :meth:`Watch.close`
+    return normally; :attr:`Watch.stopped_at` and :attr:`Watch.stop_reason`
+    say what happened.  :meth:`Watch.close` marks the run closed when the
+    file still takes that write; otherwise the run stays ``'running'``
+    with no writer, like a killed one.  Errors in the arguments of
+    :meth:`Watch.log` (a step that does not increase, a loss that is not a
+    number) are still raised: they are the caller's, not the disk's.
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
 import math
 import numbers
 import queue
 import threading
 import time
+import warnings
 import weakref
 
 import numpy as np
 
-from .store import ParamInfo, RunWriter, StepRecord, STAT_NAMES
+from .store import ParamInfo, RunWriteError, RunWriter, StepRecord, STAT_NAMES
 
-__all__ = ["watch", "Watch"]
+__all__ = ["watch", "Watch", "RecordingStoppedWarning"]
+
+_log = logging.getLogger("dlviz_gpu.watch")
+
+
+class RecordingStoppedWarning(RuntimeWarning):
+    """The watch stopped recording (the store could not be written); training goes on."""
 
 _STOP = object()
 _MAXABS = STAT_NAMES.index("maxabs")
@@ -151,6 +183,11 @@ class Watch:
         The run's SQLite file.
     logged, recorded : int
         :meth:`log` calls so far, and how many of them recorded tensors.
+    stopped_at : int or None
+        The first step that was not recorded because the store could not be
+        written (see the module docstring), None while recording works.
+    stop_reason : str or None
+        Why, in one line (what SQLite or the operating system said).
     """
 
     def __init__(self, model, optimizer=None, store="runs/run", *, every: int = 1,
@@ -200,7 +237,14 @@ class Watch:
         # the store checks the path, the schema version and the lock before anything is hooked
         self._writer = RunWriter(store, config=cfg, mode=mode)
         self.path = self._writer.path
-        self._writer.define_params(infos)
+        try:
+            self._writer.define_params(infos)
+        except RunWriteError as e:         # a full disk before training: refused, as a bad path
+            try:
+                self._writer.close()
+            except RunWriteError:
+                pass
+            raise ValueError(f"store: cannot write run file {self.path}: {e.problem}") from None
 
         self.logged = 0
         self.recorded = 0
@@ -209,7 +253,9 @@ class Watch:
         self._prev_ready = [False] * len(self.params)
         self._streak = [None] * len(self.params)       # writer thread only
         self._dead = [0] * len(self.params)             # writer thread only
-        self._error: BaseException | None = None
+        # (first step not recorded, reason): set once, by the writer thread (or _put)
+        self._stop: tuple | None = None
+        self._warned = False
         self._closed = False
         self._hooks = []
         if self.updates:
@@ -246,7 +292,7 @@ class Watch:
         self._prev_ready[i] = True
 
     def _before_step(self, optimizer, args, kwargs) -> None:
-        if self._closed or not self._next_records():
+        if self._closed or self._stop is not None or not self._next_records():
             return
         for i, p in enumerate(self.params):
             if self.trainable[i] and not self._prev_ready[i]:
@@ -257,7 +303,8 @@ class Watch:
 
         def hook(param) -> None:
             w = ref()
-            if w is not None and not w._closed and w._next_records() and not w._prev_ready[i]:
+            if (w is not None and not w._closed and w._stop is None and w._next_records()
+                    and not w._prev_ready[i]):
                 w._copy_prev(i)
         return hook
 
@@ -319,15 +366,20 @@ class Watch:
             from the optimizer unless given.
 
         The first call and every ``every``-th after it also record the
-        tensors (see the module docstring).  Errors of the background writer
-        are raised by the next call.
+        tensors (see the module docstring).  A store that cannot be written
+        (a full disk) stops the recording with one warning, never an
+        exception; errors in the arguments are raised.
         """
-        self._raise_pending()
+        self._report_stop(stacklevel=3)
         if self._closed:
             raise RuntimeError(f"this watch of {self.path} is closed")
         step = self._check_step(step)
         values = {name: _scalar(name, v) for name, v in self._learning_rates().items()}
         values.update({name: _scalar(name, v) for name, v in scalars.items()})
+        if self._stop is not None:          # not recording any more: the arguments are checked
+            self.logged += 1
+            self._last_step = step
+            return
         record = self._next_records()
         item = {"step": step, "time": time.time(), "scalars": values, "recorded": record}
         if record:
@@ -377,14 +429,37 @@ class Watch:
                 self._queue.put(item, timeout=0.5)
                 return
             except queue.Full:
-                self._raise_pending()
+                if self._stop is not None:      # the writer drops what is queued: nothing to add
+                    return
                 if not self._thread.is_alive():
-                    raise RuntimeError("the watch's writer thread stopped") from self._error
+                    self._stop = (item["step"], "the watch's writer thread ended")
+                    return
 
-    def _raise_pending(self) -> None:
-        if self._error is not None:
-            err, self._error = self._error, None
-            raise RuntimeError(f"recording to {self.path} failed: {err}") from err
+    @property
+    def stopped_at(self) -> int | None:
+        return None if self._stop is None else self._stop[0]
+
+    @property
+    def stop_reason(self) -> str | None:
+        return None if self._stop is None else self._stop[1]
+
+    def _report_stop(self, stacklevel: int) -> None:
+        """On the training thread, once: warn that recording stopped, unhook, free the copies."""
+        if self._stop is None or self._warned:
+            return
+        self._warned = True
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+        self._prev = [None] * len(self.params)
+        self._prev_ready = [False] * len(self.params)
+        step, reason = self._stop
+        msg = (f"dv.watch: recording to {self.path} stopped at step {step}: {reason}. Training "
+               f"continues unrecorded; the steps logged before it are in the run, which stays "
+               f"readable.")
+        warnings.warn(msg, RecordingStoppedWarning, stacklevel=stacklevel + 1)
+        if _log.hasHandlers():             # where logging is set up, the log says it too
+            _log.warning(msg)
 
     # ------------------------------------------------------------------
     # the writer thread
@@ -403,15 +478,67 @@ class Watch:
             stop = batch[-1] is _STOP
             work = [b for b in batch if b is not _STOP]
             try:
-                if work and self._error is None:
-                    self._writer.write([self._record(b) for b in work])
-            except BaseException as e:      # kept, raised by the next log/flush/close
-                self._error = e
+                if work and self._stop is None:
+                    self._write_items(work)
+            except BaseException as e:      # recording must never end in the training loop
+                if self._stop is None:
+                    self._fail(work[0]["step"], e)
             finally:
                 for _ in batch:
                     self._queue.task_done()
             if stop:
                 return
+
+    def _write_items(self, work) -> None:
+        """Turn queued steps into records and commit them; the first failure stops recording."""
+        records = []
+        for item in work:
+            try:
+                records.append(self._record(item))
+            except Exception as e:          # a failed device copy, a bug: keep what came before
+                if self._commit(records):
+                    self._fail(item["step"], e)
+                return
+        self._commit(records)
+
+    def _commit(self, records) -> bool:
+        """Write records as one transaction, or, if that fails, one step at a time up to the
+        first that cannot be written (which stops recording); True when all were written."""
+        if not records:
+            return True
+        try:
+            self._writer.write(records)
+            return True
+        except Exception as e:
+            if len(records) == 1:
+                self._fail(records[0].step, e)
+                return False
+        for rec in records:                 # keep every step that still fits
+            try:
+                self._writer.write([rec])
+            except Exception as e:
+                self._fail(rec.step, e)
+                return False
+        return True
+
+    def _fail(self, step: int, err: BaseException) -> None:
+        """Stop recording at ``step`` (writer thread); say so in the run if it takes a row."""
+        if isinstance(err, RunWriteError):
+            reason = err.problem
+        else:
+            reason = " ".join(f"{type(err).__name__}: {err}".split())
+        self._stop = (step, reason)         # log() stops measuring from its next call
+        message = (f"recording stopped at step {step}: {reason}; training continued "
+                   f"unrecorded")
+        for attempt in range(2):
+            try:
+                self._writer.write_alert(step, "recording_stopped", message)
+                return
+            except Exception:
+                # folding the WAL in lets it start again from its beginning: room for one row
+                # under a file-size limit (on a full disk the fold itself finds no room)
+                if attempt or not self._writer.checkpoint():
+                    return
 
     def _record(self, item) -> StepRecord:
         P = len(self.params)
@@ -478,27 +605,43 @@ class Watch:
     # ------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Wait until every logged step is committed to the store."""
+        """Wait until every logged step is committed to the store (or recording stopped)."""
         if not self._closed:
             self._queue.join()
-        self._raise_pending()
+        self._report_stop(stacklevel=2)
 
     def close(self) -> None:
-        """Flush, mark the run closed, release the store and remove the hooks (idempotent)."""
+        """Flush, mark the run closed, release the store and remove the hooks (idempotent).
+
+        Returns normally when the store cannot be written (a full disk): the
+        run keeps what was committed, and one warning says so.
+        """
         if self._closed:
             return
         self._closed = True
         for h in self._hooks:
             h.remove()
         self._hooks = []
+        closing_problem = None
         try:
             self._queue.put(_STOP)
             self._thread.join()
         finally:
-            self._writer.close()
+            try:
+                self._writer.close()
+            except Exception as e:          # RunWriteError: the 'closed' mark did not fit
+                closing_problem = e.problem if isinstance(e, RunWriteError) else \
+                    " ".join(f"{type(e).__name__}: {e}".split())
             atexit.unregister(self._atexit)
             self._prev = [None] * len(self.params)
-        self._raise_pending()
+        self._report_stop(stacklevel=2)
+        if closing_problem is not None and self._stop is None:
+            msg = (f"dv.watch: every step logged to {self.path} was recorded, but the run could "
+                   f"not be marked closed: {closing_problem}. It reads as a run that stopped "
+                   f"without closing.")
+            warnings.warn(msg, RecordingStoppedWarning, stacklevel=2)
+            if _log.hasHandlers():
+                _log.warning(msg)
 
     @property
     def closed(self) -> bool:
