@@ -123,3 +123,137 @@ def test_serve_refuses_bad_arguments(view, kwargs, match):
 def test_serve_refuses_an_empty_dict():
     with pytest.raises(ValueError, match="obj: expected at least one route"):
         dv.serve({})
+
+
+# --------------------------------------------------------------------------
+# a traceback never reaches a page
+# --------------------------------------------------------------------------
+
+SECRET = "/srv/private/model-store"
+
+
+def _served(build):
+    """The Bokeh document one session of ``dv.serve(build)`` gets, and its Page (or None)."""
+    from bokeh.document import Document
+    from panel.io.state import set_curdoc
+
+    from dlviz_gpu.views.output import safe_page
+
+    doc = Document()
+    with set_curdoc(doc):
+        page = safe_page(build)()
+        page.server_doc(doc)
+    return doc, page
+
+
+def _doc_text(doc) -> str:
+    from bokeh.core.json_encoder import serialize_json
+
+    return serialize_json(doc.to_json())
+
+
+def _reference(text: str) -> str:
+    import re
+
+    m = re.search(r"reference ([0-9a-f]{8})", text)
+    assert m, text
+    return m.group(1)
+
+
+def _logged(caplog, ref):
+    records = [r for r in caplog.records if r.name == "dlviz_gpu.serve" and ref in r.getMessage()]
+    assert len(records) == 1, [r.getMessage() for r in caplog.records]
+    return records[0]
+
+
+def test_a_page_that_fails_to_build_shows_one_line_and_logs_the_traceback(caplog):
+    from dlviz_gpu.views.output import PAGE_FAILED
+
+    def build():
+        raise OSError(f"cannot read {SECRET}/model.safetensors")
+
+    doc, _ = _served(build)
+    text = _doc_text(doc)
+    assert PAGE_FAILED.split(".")[0] in text
+    assert "Traceback" not in text and SECRET not in text and "OSError" not in text
+    record = _logged(caplog, _reference(text))
+    assert record.levelname == "ERROR" and record.exc_info[0] is OSError
+    assert SECRET in str(record.exc_info[1])
+
+
+def test_a_page_that_fails_to_draw_shows_one_line(caplog):
+    """Drawing happens after the page function returned (Panel's server_doc): the HoloViews
+    label of a raw ESC used to put its traceback on the page."""
+    from dlviz_gpu.views.output import PAGE_FAILED
+
+    broken = hv.DynamicMap(lambda: hv.Image(np.zeros((3, 3)), label=f"{SECRET}\x1b"))
+    doc, _ = _served(lambda: broken)
+    text = _doc_text(doc)
+    assert PAGE_FAILED.split(".")[0] in text
+    assert "Traceback" not in text and SECRET not in text and "no such name" not in text
+    assert _logged(caplog, _reference(text)).exc_info[0] is ValueError
+
+
+def test_a_page_that_draws_has_no_failure_line(view):
+    from dlviz_gpu.views.output import PAGE_FAILED
+
+    doc, page = _served(lambda: view)
+    assert PAGE_FAILED.split(".")[0] not in _doc_text(doc)
+    assert len(page.objects) == 1
+
+
+def test_an_event_that_fails_adds_one_line_and_the_page_keeps_working(caplog):
+    import asyncio
+
+    import panel as pn
+
+    from dlviz_gpu.views.output import EVENT_FAILED
+
+    button = pn.widgets.Button(label="go")
+    clicks = []
+
+    def on_click(_event):
+        clicks.append(1)
+        if len(clicks) == 1:
+            raise KeyError(f"{SECRET}/missing")
+
+    def click(n):
+        # what a click in the browser does: Bokeh's change, then Panel's coroutine, which
+        # hands a failure to the session's exception handler
+        button._events = {"clicks": n}
+        asyncio.run(button._change_coroutine(doc))
+
+    button.on_click(on_click)
+    doc, page = _served(lambda: pn.Column(button))
+    click(1)
+    assert len(clicks) == 1
+    alert = page.objects[0]
+    assert alert.object.startswith(EVENT_FAILED.split(";")[0])
+    assert SECRET not in alert.object and "Traceback" not in _doc_text(doc)
+    assert _logged(caplog, _reference(alert.object)).exc_info[0] is KeyError
+    click(2)                                    # the page still answers
+    assert len(clicks) == 2 and page.objects[0] is alert
+    # the handler is this session's: Panel's process-wide config is unchanged
+    assert pn.config.exception_handler is None
+
+
+def test_a_websocket_message_that_fails_is_answered_without_the_traceback(view, caplog):
+    from dlviz_gpu.views.output import MESSAGE_FAILED, _error_reply
+
+    url = dv.serve(view)
+    try:
+        tornado = url.server._tornado
+        assert tornado.new_connection.__name__ == "new_connection"   # this server's own
+        assert tornado.new_connection.__module__ == "dlviz_gpu.views.output"
+    finally:
+        url.stop()
+    message = type("Message", (), {"header": {"msgid": "m1"}})()
+    try:
+        raise ValueError(f"{SECRET}/x")
+    except ValueError as err:
+        reply = _error_reply(message, repr(err))   # Bokeh calls it inside its except block
+    assert reply.header["reqid"] == "m1"
+    assert reply.content["traceback"] is None
+    assert reply.content["text"].startswith(MESSAGE_FAILED.split(" (")[0])
+    assert SECRET not in reply.content_json
+    assert _logged(caplog, _reference(reply.content["text"])).exc_info[0] is ValueError
