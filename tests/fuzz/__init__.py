@@ -1,0 +1,1 @@
+"""Fuzz cases and harness: hostile checkpoint files, each refused in one line or read."""
