@@ -16,9 +16,13 @@ import fnmatch
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import repeat
 
+import numpy as np
+
+from .bf16 import BFloat16Array
 from .errors import CheckpointError
-from .safetensors import BF16_MODES
+from .safetensors import BF16_MODES, paused_gc
 from .sources import (MemorySource, Source, TensorInfo, _SEP, flatten, module_source,
                       open_path)
 
@@ -78,6 +82,26 @@ class ModuleNode:
                 f"children={len(self.children)})")
 
 
+def _aligned(tensor):
+    """``tensor`` itself, or an aligned read-only copy of a host tensor that is not aligned."""
+    if isinstance(tensor, np.ndarray):
+        if tensor.flags.aligned:
+            return tensor
+        copy = np.array(tensor, order="K")
+        copy.flags.writeable = False      # like the read-only map it replaces
+        return copy
+    if isinstance(tensor, BFloat16Array):
+        bits = _aligned(tensor.bits)
+        return tensor if bits is tensor.bits else BFloat16Array(bits)
+    import sys
+
+    torch = sys.modules.get("torch")
+    if (torch is not None and isinstance(tensor, torch.Tensor) and tensor.device.type == "cpu"
+            and tensor.data_ptr() % tensor.element_size()):
+        return tensor.clone()
+    return tensor
+
+
 def _counts(info: TensorInfo) -> bool:
     """Whether a tensor counts towards parameter totals (unique, not a buffer)."""
     return info.tied_to is None and info.kind != "buffer"
@@ -89,6 +113,11 @@ class Catalog(Mapping):
     Build one with :func:`open`.  Listing reads headers only; ``catalog[name]``
     reads the tensor in place (a view of the memory-mapped file for
     safetensors and uncompressed npz, the tensor itself for torch sources).
+    Such a view may be unaligned: the formats allow a tensor to start at an
+    offset that is not a multiple of its element size (``np.savez`` members
+    usually do; safetensors' writer avoids it).  :meth:`matrix`, the route
+    of ``dlviz render`` and the dashboard, reads those from an aligned copy,
+    so that the kernels need no variant for unaligned arrays.
 
     Attributes
     ----------
@@ -108,16 +137,28 @@ class Catalog(Mapping):
         self._sources = list(sources)
         self._index: dict[str, tuple[Source, TensorInfo]] = {}
         self.skipped = {}
+        index = self._index
         for src in self._sources:
-            for info in src.infos:
-                if info.name in self._index:
-                    other = self._index[info.name][1].source
-                    raise CheckpointError(src.path, f"tensor {info.name!r} is also in {other}; "
-                                                    f"open the checkpoints separately")
-                self._index[info.name] = (src, info)
+            infos = src.infos
+            names = [info.name for info in infos]
+            # one C-level update per source; the slow search for the clash only on error
+            if not index.keys().isdisjoint(names) or len(set(names)) != len(names):
+                self._clash(src, names)
+            index.update(zip(names, zip(repeat(src), infos)))
             for k, v in getattr(src, "skipped", {}).items():
                 self.skipped[k] = v
-        self.infos = [info for _, info in self._index.values()]
+        self.infos = [info for _, info in index.values()]
+
+    def _clash(self, src, names) -> None:
+        """Raise for the first of ``names`` already listed (by an earlier source or ``src``)."""
+        seen = {}
+        for name in names:
+            earlier = self._index.get(name, (None, None))[1]
+            other = earlier.source if earlier is not None else seen.get(name)
+            if other is not None:
+                raise CheckpointError(src.path, f"tensor {name!r} is also in {other}; "
+                                                f"open the checkpoints separately")
+            seen[name] = src.path
 
     # -- Mapping -----------------------------------------------------------
     def __getitem__(self, name: str):
@@ -176,25 +217,59 @@ class Catalog(Mapping):
 
     def tree(self) -> ModuleNode:
         """Tensors grouped by module, with parameter counts and bytes summed per subtree."""
+        with paused_gc():              # up to a node per tensor: see paused_gc
+            return self._tree()
+
+    def _tree(self) -> ModuleNode:
         root = ModuleNode("", "")
+        # A module's node is found from its parent module's (the name up to its last
+        # separator), so each distinct module string is split once; each tensor is
+        # added to its own module only, and the subtree totals are summed once per
+        # node at the end (reversed creation order visits children before parents).
+        at: dict[str, ModuleNode] = {"": root}   # module string -> node
+        depth = {id(root): 0}
+        made = []                                 # (node, parent), in creation order
         for info in self.infos:
-            parts = [p for p in _SEP.split(info.module) if p] if info.module else []
-            chain = [root]
-            node = root
-            for k, part in enumerate(parts):
-                if part not in node.children:
-                    path = info.module[:_prefix_len(info.module, k + 1)]
-                    node.children[part] = ModuleNode(part, path)
-                node = node.children[part]
-                chain.append(node)
+            node = at.get(info.module)
+            if node is None:
+                node = self._module_node(info.module, at, depth, made)
             node.tensors.append(info)
-            for n in chain:
-                n.n_tensors += 1
-                if _counts(info):
-                    n.params += info.params
-                if info.tied_to is None:
-                    n.nbytes += info.nbytes
+            node.n_tensors += 1
+            if info.tied_to is None:
+                node.nbytes += info.nbytes
+                if info.kind != "buffer":
+                    node.params += info.params
+        for node, parent in reversed(made):
+            parent.n_tensors += node.n_tensors
+            parent.params += node.params
+            parent.nbytes += node.nbytes
         return root
+
+    @staticmethod
+    def _module_node(module: str, at: dict, depth: dict, made: list) -> ModuleNode:
+        """The node of ``module``, made with its missing ancestors (parents first)."""
+        chain = []
+        m = module
+        while m not in at:
+            chain.append(m)
+            cut = max(m.rfind("."), m.rfind("/"))
+            m = m[:cut] if cut > 0 else ""
+        node = at[m]
+        for m in reversed(chain):
+            last = m[max(m.rfind("."), m.rfind("/")) + 1:]
+            if last:                  # "a." and "a" are the same module, as split() has it
+                child = node.children.get(last)
+                if child is None:
+                    d = depth[id(node)] + 1
+                    # the path is the module up to its d-th part; with no empty parts
+                    # ("a..b", "/a"), that is the whole string
+                    path = m if m.count(".") + m.count("/") == d - 1 else m[:_prefix_len(m, d)]
+                    child = node.children[last] = ModuleNode(last, path)
+                    depth[id(child)] = d
+                    made.append((child, node))
+                node = child
+            at[m] = node
+        return node
 
     def select(self, pattern: str) -> list:
         """Names matching ``pattern``: a glob if it has ``*?[``, else a case-insensitive substring."""
@@ -211,19 +286,28 @@ class Catalog(Mapping):
 
     def table(self, max_rows: int | None = None) -> str:
         """The catalog as aligned text columns, with a total line."""
+        with paused_gc():              # a few strings per tensor: see paused_gc
+            return self._table(max_rows)
+
+    def _table(self, max_rows: int | None) -> str:
         rows = self.infos if max_rows is None else self.infos[:max_rows]
         head = ("name", "shape", "dtype", "params", "bytes")
-        body = [(i.name + (f" (= {i.tied_to})" if i.tied_to else ""),
-                 "x".join(map(str, i.shape)) or "scalar", i.dtype, f"{i.params:,}",
-                 format_bytes(i.nbytes)) for i in rows]
-        widths = [max([len(head[c])] + [len(r[c]) for r in body]) for c in range(5)]
-        right = (False, True, False, True, True)
-
-        def fmt(r):
-            return "  ".join(v.rjust(w) if rj else v.ljust(w)
-                             for v, w, rj in zip(r, widths, right)).rstrip()
-
-        lines = [fmt(head)] + [fmt(r) for r in body]
+        # column by column, each text made once per distinct value: a checkpoint
+        # repeats a few shapes and sizes over thousands of tensors
+        shape_text: dict = {}
+        size_text: dict = {}
+        names = [i.name if i.tied_to is None else f"{i.name} (= {i.tied_to})" for i in rows]
+        shapes = [shape_text.get(i.shape) or shape_text.setdefault(
+            i.shape, "x".join(map(str, i.shape)) or "scalar") for i in rows]
+        dtypes = [i.dtype for i in rows]
+        params = [f"{i.params:,}" for i in rows]
+        sizes = [size_text.get(i.nbytes) or size_text.setdefault(
+            i.nbytes, format_bytes(i.nbytes)) for i in rows]
+        cols = (names, shapes, dtypes, params, sizes)
+        w = [max(len(h), max(map(len, c), default=0)) for h, c in zip(head, cols)]
+        fmt = f"{{:<{w[0]}}}  {{:>{w[1]}}}  {{:<{w[2]}}}  {{:>{w[3]}}}  {{:>{w[4]}}}".format
+        lines = [fmt(*head).rstrip()]
+        lines += [fmt(*r).rstrip() for r in zip(*cols)]
         if max_rows is not None and len(self.infos) > max_rows:
             lines.append(f"... {len(self.infos) - max_rows} more")
         lines.append(f"{len(self)} tensor{'' if len(self) == 1 else 's'}, {self.total_params:,} parameters, "
@@ -242,9 +326,21 @@ class Catalog(Mapping):
 
         Works for host bfloat16 without torch; ``dv.rasterize``,
         ``dv.histogram`` and the views accept the result as it is.
+
+        A tensor stored at an offset that is not a multiple of its element
+        size is read from an aligned read-only copy: the kernels are compiled
+        per array alignment, and a first unaligned array would compile every
+        kernel again (about a minute), where the copy runs at memory speed
+        and costs the tensor's size in memory while the matrix lives.
         """
         src, _ = self._lookup(name)
-        return src.matrix(name, layout, self.bf16)
+        m = src.matrix(name, layout, self.bf16)
+        if isinstance(m.buffer, np.ndarray) and not m.buffer.flags.aligned:
+            from ..tensors import as_matrix
+
+            # "array": bfloat16 as a BFloat16Array, which needs no torch
+            m = as_matrix(_aligned(src.get(name, "array")), layout)
+        return m
 
     def raw(self, name: str):
         """The stored bytes of a safetensors tensor as a ``uint8`` view (any dtype)."""
@@ -328,12 +424,9 @@ def params_per_layer(infos) -> dict:
 
 def _prefix_len(module: str, parts: int) -> int:
     """Length of the prefix of ``module`` holding its first ``parts`` components."""
-    seen = 0
-    for k, ch in enumerate(module):
-        if ch in "./":
-            seen += 1
-            if seen == parts:
-                return k
+    for seen, sep in enumerate(_SEP.finditer(module), 1):
+        if seen == parts:
+            return sep.start()
     return len(module)
 
 
@@ -395,13 +488,15 @@ def open(source, *, bf16: str = "auto", progress: bool | None = None) -> Catalog
         tensors, skipped = flatten(source)
         return Catalog([MemorySource(tensors, skipped=skipped)], bf16=bf16)
     if isinstance(source, (str, os.PathLike)):
-        return Catalog(open_path(source, progress), bf16=bf16)
+        with paused_gc():
+            return Catalog(open_path(source, progress), bf16=bf16)
     if isinstance(source, (list, tuple)) and source and all(
             isinstance(p, (str, os.PathLike)) for p in source):
         sources = []
-        for p in source:
-            sources.extend(open_path(p, progress))
-        return Catalog(sources, bf16=bf16)
+        with paused_gc():
+            for p in source:
+                sources.extend(open_path(p, progress))
+            return Catalog(sources, bf16=bf16)
     raise TypeError(f"source: expected a checkpoint path, a list of paths, a torch nn.Module "
                     f"or a state dict (mapping of names to tensors); got "
                     f"{type(source).__module__}.{type(source).__qualname__}")

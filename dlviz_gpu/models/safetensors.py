@@ -12,30 +12,69 @@ the same pages when torch is installed, else a
 
 Sharded sets (``*.safetensors.index.json``, ``{"weight_map": {name:
 file}}``) are read by :func:`read_index`; the catalog opens each shard's map
-only when one of its tensors is used.
+only when one of its tensors is used.  A shard must lie inside the index's
+folder (see :func:`dlviz_gpu.models.files.resolve_inside`).
 
-Every malformed input -- too short, header length past the end or over
-:data:`MAX_HEADER_BYTES`, non-UTF-8 or invalid JSON, unknown dtype, bad shape,
-offsets out of range, reversed or overlapping, byte counts that disagree with
-the shape, truncated data -- raises :class:`CheckpointError` naming the file
-and the problem, before anything is mapped or allocated.
+**What is accepted.**  Exactly the files the reference parser (the Rust
+crate behind the ``safetensors`` package, ``SafeTensors::read_metadata``)
+accepts, read as the same bytes, with one exception: a header that names a
+tensor twice is refused (the reference keeps the last entry silently; two
+readers of such a file may disagree about what it holds).  In particular:
+
+* the header is UTF-8 JSON as serde_json reads it: no ``NaN``/``Infinity``,
+  no number beyond a 64-bit float's range, no lone UTF-16 surrogate escape,
+  at most :data:`MAX_DEPTH` nested arrays/objects, whitespace around it only
+  (the writer pads with spaces);
+* each entry is ``{"dtype", "shape", "data_offsets"}`` (or the 3-array
+  ``[dtype, shape, data_offsets]``; unknown extra fields are ignored), with
+  64-bit unsigned integers; ``shape``'s product, and that times the dtype's
+  bits, must not overflow 64 bits, and must fill whole bytes;
+* the data buffer is covered exactly: sorted by offsets, each tensor starts
+  where the previous one ends, the first at 0, the last at the end of the
+  file -- no gaps, no overlaps, no trailing bytes;
+* ``__metadata__`` is absent, ``null`` or an object of strings (a key named
+  twice keeps its last value, as in the reference).
+
+Every other input -- too short, header length past the end or over
+:data:`MAX_HEADER_BYTES`, not a regular file, non-UTF-8 or invalid JSON,
+unknown dtype, bad shape, offsets out of range, reversed, overlapping or
+leaving gaps, byte counts that disagree with the shape, truncated data --
+raises :class:`CheckpointError` naming the file and the problem in one line,
+before anything is mapped or allocated.  Integers are bounded before they are
+converted or multiplied, so a 5000-digit number costs nothing.
+
+**Alignment.**  The format does not require a tensor's bytes to start at a
+multiple of its element size (the reference writer pads the header so they
+do).  :class:`SafetensorsFile` hands out views of the map whatever their
+alignment; :attr:`SafetensorsFile.aligned` tells which are aligned, and the
+catalog (:class:`dlviz_gpu.models.Catalog`) hands out an aligned copy of the
+others, so the kernels never have to be compiled for unaligned arrays.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import mmap
 import os
+import re
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from .bf16 import BFloat16Array
 from .errors import CheckpointError, CheckpointNotFound
+from .files import check_regular, open_regular, resolve_inside
 
 #: Largest header accepted, as in the reference implementation (100 MB).
 MAX_HEADER_BYTES = 100_000_000
+
+#: Deepest nesting of JSON arrays and objects accepted in a header: the
+#: reference parser's JSON reader (serde_json) stops at 128 levels.
+MAX_DEPTH = 127
 
 # safetensors dtype code -> (bits per element, numpy dtype of the view or None, logical name)
 # None: no NumPy dtype the engine reads (the tensor is listed; ``raw`` gives its bytes).
@@ -57,6 +96,8 @@ DTYPES: dict[str, tuple[int, object, str]] = {
     "F8_E4M3": (8, None, "float8_e4m3fn"),
     "F8_E5M2": (8, None, "float8_e5m2"),
     "F8_E8M0": (8, None, "float8_e8m0fnu"),
+    "F8_E4M3FNUZ": (8, None, "float8_e4m3fnuz"),
+    "F8_E5M2FNUZ": (8, None, "float8_e5m2fnuz"),
     "F6_E2M3": (6, None, "float6_e2m3fn"),
     "F6_E3M2": (6, None, "float6_e3m2fn"),
     "F4": (4, None, "float4_e2m1fn"),
@@ -64,10 +105,15 @@ DTYPES: dict[str, tuple[int, object, str]] = {
 
 BF16_MODES = ("auto", "torch", "array", "bits")
 
+_U64 = 2 ** 64 - 1            # shapes and offsets are 64-bit unsigned in the format
+_BITS = {code: bits for code, (bits, _, _) in DTYPES.items()}
 
-@dataclass(frozen=True)
-class TensorSpec:
+
+class TensorSpec(NamedTuple):
     """One header entry, checked.
+
+    A named tuple: a header of 500,000 tensors makes 500,000 of them, and a
+    tuple is the cheapest immutable record to build.
 
     Attributes
     ----------
@@ -127,23 +173,6 @@ class Header:
     data_size: int
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _no_duplicates(pairs):
-    out = {}
-    for k, v in pairs:
-        if k in out:
-            raise _Duplicate(k)
-        out[k] = v
-    return out
-
-
-class _Duplicate(Exception):
-    pass
-
-
 def _check_path(path) -> str:
     try:
         path = os.fspath(path)
@@ -155,6 +184,224 @@ def _check_path(path) -> str:
         raise CheckpointError(path, "is a directory, expected a .safetensors file")
     return path
 
+
+@contextmanager
+def paused_gc():
+    """Pause Python's cyclic garbage collector for the duration of a ``with`` block.
+
+    Parsing a header of 500,000 tensors makes millions of containers, none
+    of them in a cycle; each allocation burst would otherwise start a
+    collection that walks them all again (more than half the time of
+    ``json.loads`` on such a header).  Threads that pause it together leave
+    it as the first found it.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+# --------------------------------------------------------------------------
+# JSON as the reference parser reads it
+# --------------------------------------------------------------------------
+
+class _Refused(Exception):
+    """A header problem found while parsing; ``args[0]`` is the problem, without the path."""
+
+
+class _Repeated(dict):
+    """A JSON object that names a key more than once: the last value kept (as serde_json's
+    maps do), the repeated keys in ``repeated``."""
+
+    __slots__ = ("repeated",)
+
+
+def _object_pairs(pairs):
+    d = dict(pairs)
+    if len(d) == len(pairs):
+        return d
+    out = _Repeated(d)
+    seen = set()
+    out.repeated = [k for k, _ in pairs if k in seen or seen.add(k)]
+    return out
+
+
+def _no_constant(name):
+    raise _Refused(f"header is not valid JSON: {name} is not a JSON number")
+
+
+# serde_json's table of powers of ten (1e0 .. 1e308, each the nearest double)
+_POW10 = [float(f"1e{k}") for k in range(309)]
+_I32_MAX = 2 ** 31 - 1
+
+
+def _serde_in_range(literal: str) -> bool:
+    """Whether serde_json reads the JSON number ``literal`` without "number out of range".
+
+    serde_json (as the Rust parser builds it, without its exact
+    ``float_roundtrip`` feature) reads at most 64 bits of significand and
+    scales it by one table power of ten; a result that overflows, or an
+    exponent past the table, is an error.  This follows its steps
+    (``parse_integer``, ``parse_long_integer``, ``parse_decimal``,
+    ``parse_exponent``, ``f64_from_parts``) on the literal's digits, so it
+    costs a few dozen operations however long the literal is.
+    """
+    text = literal[1:] if literal.startswith("-") else literal
+    cut = max(text.find("e"), text.find("E"))
+    mantissa, exp_text = (text[:cut], text[cut + 1:]) if cut >= 0 else (text, "")
+    whole, _, frac = mantissa.partition(".")
+    sig, used = 0, 0
+    for c in whole:                         # digits while they fit 64 bits...
+        v = sig * 10 + ord(c) - 48
+        if v > _U64:
+            break
+        sig, used = v, used + 1
+    exponent = len(whole) - used            # ...the rest only scale it
+    for c in frac:
+        v = sig * 10 + ord(c) - 48
+        if v > _U64:
+            break                           # further digits are ignored
+        sig, exponent = v, exponent - 1
+    if exp_text:
+        positive = not exp_text.startswith("-")
+        digits = exp_text.lstrip("+-")
+        e = 0
+        for c in digits:
+            e = e * 10 + ord(c) - 48
+            if e > _I32_MAX:                # an exponent that overflows 32 bits
+                return sig == 0 or not positive
+        exponent = exponent + e if positive else exponent - e
+        exponent = max(-2 ** 31, min(_I32_MAX, exponent))     # saturating, as i32
+    f = float(sig)
+    while True:
+        if abs(exponent) <= 308:
+            return exponent < 0 or not math.isinf(f * _POW10[exponent])
+        if f == 0.0:
+            return True
+        if exponent >= 0:
+            return False
+        f /= 1e308
+        exponent += 308
+
+
+def _finite_float(text: str) -> float:
+    if not _serde_in_range(text):
+        raise _Refused(f"header holds the number {_clip(text)}, beyond the range of a 64-bit "
+                       f"float")
+    return float(text)
+
+
+def _bounded_int(text: str):
+    # serde_json reads an integer that does not fit 64 bits as a float, so one beyond a
+    # float's range is an error there; that is decided on the digits, so a 5000-digit
+    # literal is refused before Python converts it (int() refuses more than 4300 digits)
+    digits = len(text) - (text[0] == "-")
+    if digits > 19 and not _serde_in_range(text):
+        raise _Refused(f"header holds a {digits}-digit integer, beyond the range of a 64-bit "
+                       f"float")
+    if text == "-0":
+        return -0.0          # a float for serde_json, so never a valid size or offset
+    return int(text)
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
+
+
+def _short(v, limit: int = 80) -> str:
+    if isinstance(v, str):
+        s = repr(v)
+    else:
+        try:
+            s = json.dumps(v)
+        except (ValueError, RecursionError):
+            s = f"a JSON {type(v).__name__}"
+    return _clip(s, limit)
+
+
+def _parse(text: str, what: str):
+    """``text`` as the reference parser's JSON reader reads it, or :class:`_Refused`.
+
+    The fast path is the C JSON decoder with no per-value hooks.  It is taken
+    only when the text cannot hold what that decoder reads differently from
+    serde_json: a ``\\u`` escape (a key spelled with escapes could repeat
+    another), ``-0`` (an integer for Python, a float for serde_json), or a
+    repeated field (seen from the counts of the three field names); otherwise
+    the slow path decodes with hooks that see every integer and every object.
+    """
+    counts = None
+    if "\\u" not in text and "-0" not in text:
+        counts = (text.count('"dtype"'), text.count('"shape"'), text.count('"data_offsets"'),
+                  text.count('"__metadata__"'))
+        try:
+            obj = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+        except json.JSONDecodeError:
+            counts = None
+        except ValueError:
+            counts = None    # an integer beyond Python's digit limit: the slow path says so
+        except RecursionError:
+            raise _Refused(f"{what} is nested too deeply (more than {MAX_DEPTH} levels of "
+                           f"arrays and objects)") from None
+        else:
+            if isinstance(obj, dict):
+                n = len(obj) - ("__metadata__" in obj)
+                if counts[3] <= 1 and counts[0] == counts[1] == counts[2] == n:
+                    return obj
+            else:
+                return obj
+    try:
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float,
+                          parse_int=_bounded_int, object_pairs_hook=_object_pairs)
+    except json.JSONDecodeError as e:
+        raise _Refused(f"{what} is not valid JSON: {e.msg} at line {e.lineno} column "
+                       f"{e.colno}") from None
+    except RecursionError:
+        raise _Refused(f"{what} is nested too deeply (more than {MAX_DEPTH} levels of arrays "
+                       f"and objects)") from None
+
+
+def _check_surrogates(text: str, what: str) -> None:
+    """Refuse a ``\\u`` escape of a lone UTF-16 surrogate (serde_json refuses it)."""
+    if "\\ud" not in text and "\\uD" not in text:
+        return
+    for m in _SURROGATE.finditer(text):
+        if m.group(3) is not None or m.group(2) is None:
+            code = m.group(1) or m.group(3)
+            raise _Refused(f"{what} is not valid JSON: \\u{code} is a lone UTF-16 surrogate")
+
+
+# an escape of a UTF-16 surrogate: a high one (and the low one after it, if any) or a
+# low one on its own; an even run of backslashes before it are escaped backslashes
+_SURROGATE = re.compile(r"(?<!\\)(?:\\\\)*\\u([dD][89abAB][0-9a-fA-F]{2})"
+                        r"(\\u[dD][c-fC-F][0-9a-fA-F]{2})?"
+                        r"|(?<!\\)(?:\\\\)*\\u([dD][c-fC-F][0-9a-fA-F]{2})")
+
+
+def _check_value(value, depth: int, where: str) -> None:
+    """Check a JSON value the reference reads and ignores (an unknown field of an entry).
+
+    It must still be one serde_json reads: nested at most :data:`MAX_DEPTH`
+    deep in all (``depth`` is the nesting of its container) and every
+    integer within a 64-bit float's range.
+    """
+    stack = [(value, depth)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (dict, list)):
+            if d + 1 > MAX_DEPTH:
+                raise _Refused(f"{where} is nested too deeply (more than {MAX_DEPTH} levels "
+                               f"of arrays and objects)")
+            stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+        elif type(v) is int and (v > _U64 or v < -_U64) and not _serde_in_range(str(v)):
+            raise _Refused(f"{where} holds an integer beyond the range of a 64-bit float")
+
+
+# --------------------------------------------------------------------------
+# The header
+# --------------------------------------------------------------------------
 
 def read_header(path) -> Header:
     """Read and check the header of a safetensors file (no tensor data is read).
@@ -170,11 +417,11 @@ def read_header(path) -> Header:
     Raises
     ------
     CheckpointError
-        The file is missing, too short, or its header is malformed or lies
-        about the data (see the module docstring).
+        The file is missing, not a regular file, too short, or its header is
+        malformed or lies about the data (see the module docstring).
     """
     path = _check_path(path)
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         size = os.fstat(f.fileno()).st_size
         if size < 8:
             raise CheckpointError(path, f"file is {size} bytes, shorter than the 8-byte header "
@@ -198,83 +445,161 @@ def read_header(path) -> Header:
     except UnicodeDecodeError as e:
         raise CheckpointError(path, f"header is not valid UTF-8 (byte 0x{raw[e.start]:02x} at "
                                     f"position {e.start})") from None
-    try:
-        obj = json.loads(text, object_pairs_hook=_no_duplicates)
-    except _Duplicate as e:
-        raise CheckpointError(path, f"header names {e.args[0]!r} twice") from None
-    except json.JSONDecodeError as e:
-        raise CheckpointError(path, f"header is not valid JSON: {e.msg} at line {e.lineno} "
-                                    f"column {e.colno}") from None
-    except RecursionError:
-        raise CheckpointError(path, "header is not a usable JSON object: nested too "
-                                    "deeply") from None
-    if not isinstance(obj, dict):
-        raise CheckpointError(path, f"header is a JSON {type(obj).__name__}, expected an "
-                                    f"object of tensors")
+    del raw
     data_size = size - 8 - n
-    metadata = obj.pop("__metadata__", None)
-    if metadata is None:
-        metadata = {}
-    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise CheckpointError(path, f"__metadata__ must be an object of strings; got "
-                                    f"{_short(metadata)}")
-    tensors = {}
-    for name, entry in obj.items():
-        tensors[name] = _check_entry(path, name, entry, data_size)
-    _check_overlaps(path, tensors.values())
-    return Header(path=path, tensors=tensors, metadata=dict(metadata), data_start=8 + n,
+    try:
+        with paused_gc():
+            tensors, metadata = _check_header(text, data_size)
+    except _Refused as e:
+        raise CheckpointError(path, e.args[0]) from None
+    return Header(path=path, tensors=tensors, metadata=metadata, data_start=8 + n,
                   data_size=data_size)
 
 
-def _short(v, limit: int = 80) -> str:
-    s = json.dumps(v) if not isinstance(v, str) else repr(v)
-    return s if len(s) <= limit else s[:limit - 3] + "..."
+def _check_header(text: str, data_size: int) -> tuple[dict, dict]:
+    """(tensors, metadata) of a header's text, or :class:`_Refused`."""
+    _check_surrogates(text, "header")
+    obj = _parse(text, "header")
+    if not isinstance(obj, dict):
+        raise _Refused(f"header is a JSON {type(obj).__name__}, expected an object of tensors")
+    if isinstance(obj, _Repeated):
+        # one rule for every repeated name; the reference also refuses a repeated
+        # __metadata__, and keeps the last of a repeated tensor
+        raise _Refused(f"header names {obj.repeated[0]!r} twice")
+    metadata = obj.pop("__metadata__", None)
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict) or not all(type(v) is str for v in metadata.values()):
+        raise _Refused(f"__metadata__ must be an object of strings; got {_short(metadata)}")
+    tensors = {}
+    spans = []
+    append = spans.append
+    bits_of = _BITS
+    new = tuple.__new__
+    for name, entry in obj.items():
+        # the common case inline (an object of exactly the three fields, sizes that fit);
+        # anything else goes through _check_entry, which says what is wrong
+        if type(entry) is dict and len(entry) == 3:
+            dtype = entry.get("dtype")
+            shape = entry.get("shape")
+            offsets = entry.get("data_offsets")
+            bits = bits_of.get(dtype) if type(dtype) is str else None
+            if (bits is not None and type(shape) is list and type(offsets) is list
+                    and len(offsets) == 2):
+                begin, end = offsets
+                if (type(begin) is int and type(end) is int and 0 <= begin <= end <= data_size):
+                    numel = 1
+                    for d in shape:
+                        if type(d) is not int or d < 0 or d > _U64:
+                            break
+                        numel *= d
+                        if numel > _U64:
+                            break
+                    else:
+                        nbits = numel * bits
+                        if nbits <= _U64 and nbits == (end - begin) * 8:
+                            tensors[name] = new(TensorSpec, (name, dtype, tuple(shape), begin,
+                                                             end))
+                            append((begin, end, name))
+                            continue
+        spec = _check_entry(name, entry, data_size)
+        tensors[name] = spec
+        spans.append((spec.begin, spec.end, name))
+    _check_coverage(spans, data_size)
+    return tensors, dict(metadata)
 
 
-def _check_entry(path: str, name: str, entry, data_size: int) -> TensorSpec:
+def _check_entry(name: str, entry, data_size: int) -> TensorSpec:
+    """One entry checked field by field (the slow path, with the problem named)."""
     where = f"tensor {name!r}"
-    if not isinstance(entry, dict):
-        raise CheckpointError(path, f"{where}: expected an object with dtype, shape and "
-                                    f"data_offsets; got {_short(entry)}")
+    if type(entry) is list and len(entry) == 3:
+        # serde reads a struct from an array of its fields in order
+        entry = dict(zip(("dtype", "shape", "data_offsets"), entry))
+    elif not isinstance(entry, dict):
+        raise _Refused(f"{where}: expected an object with dtype, shape and data_offsets; got "
+                       f"{_short(entry)}")
+    if isinstance(entry, _Repeated):
+        twice = [k for k in entry.repeated if k in ("dtype", "shape", "data_offsets")]
+        if twice:
+            raise _Refused(f"{where}: names {twice[0]!r} twice")
     missing = [k for k in ("dtype", "shape", "data_offsets") if k not in entry]
     if missing:
-        raise CheckpointError(path, f"{where}: missing {', '.join(missing)}")
+        raise _Refused(f"{where}: missing {', '.join(missing)}")
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-    if not isinstance(dtype, str) or dtype not in DTYPES:
-        raise CheckpointError(path, f"{where}: unknown dtype {_short(dtype)}; expected one of "
-                                    f"{', '.join(DTYPES)}")
-    if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
-        raise CheckpointError(path, f"{where}: shape must be a list of non-negative integers; "
-                                    f"got {_short(shape)}")
-    if (not isinstance(offsets, list) or len(offsets) != 2
-            or not all(_is_int(o) and o >= 0 for o in offsets)):
-        raise CheckpointError(path, f"{where}: data_offsets must be two non-negative integers "
-                                    f"[begin, end]; got {_short(offsets)}")
+    if (type(dtype) is dict and len(dtype) == 1 and next(iter(dtype.values())) is None
+            and not isinstance(dtype, _Repeated)):
+        dtype = next(iter(dtype))      # serde's other spelling of a unit enum: {"F32": null}
+    if type(dtype) is not str or dtype not in DTYPES:
+        raise _Refused(f"{where}: unknown dtype {_short(dtype)}; expected one of "
+                       f"{', '.join(DTYPES)}")
+    if type(shape) is not list or not all(type(d) is int and 0 <= d <= _U64 for d in shape):
+        raise _Refused(f"{where}: shape must be a list of non-negative integers; got "
+                       f"{_short(shape)}")
+    if (type(offsets) is not list or len(offsets) != 2
+            or not all(type(o) is int and 0 <= o <= _U64 for o in offsets)):
+        raise _Refused(f"{where}: data_offsets must be two non-negative integers [begin, end]; "
+                       f"got {_short(offsets)}")
+    for key, value in entry.items():
+        if key not in ("dtype", "shape", "data_offsets"):
+            _check_value(value, 2, f"{where}: field {_short(key, 40)}")
     begin, end = offsets
     if begin > end:
-        raise CheckpointError(path, f"{where}: data_offsets [{begin}, {end}] begin after they "
-                                    f"end")
+        raise _Refused(f"{where}: data_offsets [{begin}, {end}] begin after they end")
     if end > data_size:
-        raise CheckpointError(path, f"{where}: data_offsets [{begin}, {end}] run past the end "
-                                    f"of the data buffer ({data_size} bytes after the header): "
-                                    f"the file is truncated or the offsets are wrong")
+        raise _Refused(f"{where}: data_offsets [{begin}, {end}] run past the end of the data "
+                       f"buffer ({data_size} bytes after the header): the file is truncated "
+                       f"or the offsets are wrong")
+    numel = 1
+    for d in shape:                    # bounded at every step, as the reference does
+        numel *= d
+        if numel > _U64:
+            raise _Refused(f"{where}: shape {_short(shape)} has more than 2^64 elements")
     bits = DTYPES[dtype][0]
-    numel_bits = math.prod(shape) * bits
-    if numel_bits % 8 or numel_bits // 8 != end - begin:
-        need = f"{numel_bits / 8:g}"
-        raise CheckpointError(path, f"{where}: shape {shape} of dtype {dtype} needs {need} bytes "
-                                    f"but data_offsets [{begin}, {end}] hold {end - begin}")
+    nbits = numel * bits
+    if nbits > _U64:
+        raise _Refused(f"{where}: shape {_short(shape)} of dtype {dtype} needs 2^64 bits or "
+                       f"more")
+    if nbits % 8 or nbits // 8 != end - begin:
+        need = f"{nbits / 8:g}"
+        raise _Refused(f"{where}: shape {list(shape)} of dtype {dtype} needs {need} bytes but "
+                       f"data_offsets [{begin}, {end}] hold {end - begin}")
     return TensorSpec(name=name, dtype=dtype, shape=tuple(shape), begin=begin, end=end)
 
 
-def _check_overlaps(path: str, specs) -> None:
-    prev = None
-    for s in sorted((s for s in specs if s.end > s.begin), key=lambda s: (s.begin, s.end)):
-        if prev is not None and s.begin < prev.end:
-            raise CheckpointError(path, f"tensors {prev.name!r} [{prev.begin}, {prev.end}] and "
-                                        f"{s.name!r} [{s.begin}, {s.end}] overlap in the data "
-                                        f"buffer")
-        prev = s
+def _check_coverage(spans: list, data_size: int) -> None:
+    """The tensors must tile the data buffer exactly: from 0, no gaps, no overlaps, to the end.
+
+    ``spans`` is ``(begin, end, name)`` per tensor in header order.  The
+    reference sorts by ``(begin, end)`` and walks; the header's own order is
+    tried first, since writers put tensors in offset order (when it walks,
+    it is one of the sorted orders).
+    """
+    pos = 0
+    for begin, end, _ in spans:
+        if begin != pos:
+            break
+        pos = end
+    else:
+        if pos != data_size:
+            raise _Refused(f"the tensors cover {pos} bytes of the data buffer but it holds "
+                           f"{data_size}: the header length or the offsets are wrong")
+        return
+    spans = sorted(spans, key=lambda s: (s[0], s[1]))
+    prev, pos = None, 0
+    for begin, end, name in spans:
+        if begin < pos:
+            raise _Refused(f"tensors {prev[2]!r} [{prev[0]}, {prev[1]}] and {name!r} [{begin}, "
+                           f"{end}] overlap in the data buffer")
+        if begin > pos:
+            after = (f"after tensor {prev[2]!r} [{prev[0]}, {prev[1]}]" if prev is not None
+                     else "at the start")
+            raise _Refused(f"the data buffer has {begin - pos} unused bytes {after}: tensor "
+                           f"{name!r} starts at {begin}; the offsets must cover it without "
+                           f"gaps")
+        prev, pos = (begin, end, name), end
+    if pos != data_size:
+        raise _Refused(f"the tensors cover {pos} bytes of the data buffer but it holds "
+                       f"{data_size}: the header length or the offsets are wrong")
 
 
 # --------------------------------------------------------------------------
@@ -345,11 +670,26 @@ class SafetensorsFile:
     def __repr__(self) -> str:
         return f"SafetensorsFile({self.path!r}, {len(self)} tensors)"
 
+    def is_aligned(self, name: str) -> bool:
+        """Whether the tensor's bytes start at a multiple of its element size in the file.
+
+        The map starts on a page boundary, so this is whether its view is an
+        aligned array.  Files written by the reference writer are aligned (it
+        pads the header to 8 bytes); the format allows others.  Views of
+        unaligned tensors read the same values, but NumPy marks them
+        unaligned and the kernels would need compiling for them; the catalog
+        hands out an aligned copy instead.
+        """
+        s = self.spec(name)
+        np_dtype = DTYPES[s.dtype][1]
+        size = 1 if np_dtype is None else np_dtype.itemsize
+        return (self.header.data_start + s.begin) % size == 0
+
     # -- data --------------------------------------------------------------
     def _mapped(self) -> mmap.mmap:
         if self._map is None:
             need = self.header.data_start + self.header.data_size
-            with open(self.path, "rb") as f:
+            with open_regular(self.path) as f:
                 size = os.fstat(f.fileno()).st_size
                 if size != need:
                     raise CheckpointError(self.path, f"file changed since its header was read "
@@ -410,7 +750,7 @@ class SafetensorsFile:
 # --------------------------------------------------------------------------
 
 def read_index(path) -> dict:
-    """Read a sharded-checkpoint index (``*.index.json``) and check its shards exist.
+    """Read a sharded-checkpoint index (``*.index.json``) and check its shards.
 
     Parameters
     ----------
@@ -426,17 +766,23 @@ def read_index(path) -> dict:
     Raises
     ------
     CheckpointError
-        Missing or malformed index, or a shard file that does not exist.
+        Missing or malformed index; a shard named by an absolute path, with a
+        ``..`` component, or through a symlink leaving the index's folder
+        (one message for all of them, given before anything is looked up
+        there: "shard 'NAME' is outside the index's folder"; a Hugging Face
+        hub cache snapshot may point into its repository's ``blobs``); a
+        shard that does not exist or is not a regular file.
     """
     path = _check_path(path)
-    size = os.path.getsize(path)
-    if size > MAX_HEADER_BYTES:
-        raise CheckpointError(path, f"index is {size} bytes, over the {MAX_HEADER_BYTES} byte "
-                                    f"limit")
-    with open(path, "rb") as f:
-        raw = f.read()
+    with open_regular(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > MAX_HEADER_BYTES:
+            raise CheckpointError(path, f"index is {size} bytes, over the {MAX_HEADER_BYTES} "
+                                        f"byte limit")
+        raw = f.read(MAX_HEADER_BYTES + 1)
     try:
-        obj = json.loads(raw.decode("utf-8"))
+        obj = json.loads(raw.decode("utf-8"), parse_constant=_no_constant,
+                         parse_int=_bounded_int)
     except UnicodeDecodeError as e:
         raise CheckpointError(path, f"index is not valid UTF-8 (position {e.start})") from None
     except json.JSONDecodeError as e:
@@ -444,6 +790,8 @@ def read_index(path) -> dict:
                                     f"column {e.colno}") from None
     except RecursionError:
         raise CheckpointError(path, "index JSON is nested too deeply") from None
+    except _Refused as e:
+        raise CheckpointError(path, e.args[0].replace("header", "index", 1)) from None
     wm = obj.get("weight_map") if isinstance(obj, dict) else None
     if not isinstance(wm, dict) or not all(isinstance(v, str) and v for v in wm.values()):
         raise CheckpointError(path, "index must be a JSON object whose \"weight_map\" maps "
@@ -453,10 +801,19 @@ def read_index(path) -> dict:
     folder = os.path.dirname(os.path.abspath(path))
     shards = {}
     for name, file in wm.items():
-        if file not in shards:
-            full = os.path.normpath(os.path.join(folder, file))
-            if not os.path.isfile(full):
-                raise CheckpointError(path, f"shard {file!r} (holding {name!r}) does not exist "
-                                            f"in {folder}")
-            shards[file] = full
+        if file in shards:
+            continue
+        # where the name leads is checked before anything there is looked up, so the
+        # error is the same whether or not a file exists outside the folder
+        resolve_inside(path, file)
+        full = os.path.normpath(os.path.join(folder, file))
+        try:
+            check_regular(full)
+        except CheckpointNotFound:
+            raise CheckpointError(path, f"shard {file!r} (holding {name!r}) does not exist "
+                                        f"in {folder}") from None
+        except CheckpointError as e:
+            raise CheckpointError(path, f"shard {file!r} (holding {name!r}) "
+                                        f"{e.problem}") from None
+        shards[file] = full
     return {name: shards[file] for name, file in wm.items()}
