@@ -1357,6 +1357,15 @@ def _exists(p: pathlib.Path) -> bool:
     return True
 
 
+def _wal_state(f: pathlib.Path):
+    """(size, mtime) of the run's -wal, None when there is none (a writer makes one)."""
+    try:
+        st = os.stat(_side(f, "-wal"))
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
 def _file_state(f: pathlib.Path) -> tuple:
     """(device, inode, size, mtime) of a run file that is a regular file; RunFileError if not."""
     try:
@@ -1462,16 +1471,28 @@ class Run:
         if state[2] == 0:
             raise RunFileError(f, "not a dlviz_gpu run file (an empty file)")
         _check_side_files(f)
-        wal = os.path.exists(_side(f, "-wal"))
-        uri = "file:" + urllib.parse.quote(str(f.resolve())) + \
-            ("?mode=ro" if wal else "?mode=ro&immutable=1")
+        wal_path = _side(f, "-wal")
+        wal = os.path.exists(wal_path)
         try:
-            con = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as e:
-            raise RunFileError(f, f"cannot open: {e}") from None
+            con = self._open_sqlite(immutable=not wal)
+        except sqlite3.OperationalError as e:
+            name = getattr(e, "sqlite_errorname", "") or ""
+            if not (wal and name.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY"))):
+                raise RunFileError(f, f"cannot open ({e})") from None
+            # SQLite reads a WAL through a -shm file next to the run; where none can be made
+            # (a read-only folder) an empty WAL holds nothing, and one with steps cannot be read
+            if os.path.getsize(wal_path) != 0:
+                raise RunFileError(f, f"cannot read the steps in its WAL here: SQLite needs a "
+                                      f"-shm file next to the run and cannot create one ({e}); "
+                                      f"copy the run folder somewhere writable") from None
+            wal = False
+            try:
+                con = self._open_sqlite(immutable=True)
+            except sqlite3.DatabaseError as e2:
+                raise RunFileError(f, f"not a dlviz_gpu run file ({e2})") from None
+        except sqlite3.DatabaseError as e:
+            raise RunFileError(f, f"not a dlviz_gpu run file ({e})") from None
         try:
-            con.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
             version = _validate(con, f, _file_bytes(f))
         except sqlite3.DatabaseError as e:
             con.close()
@@ -1483,8 +1504,22 @@ class Run:
         if old is not None:
             old.close()
         self._state = state
+        self._wal_state = _wal_state(f)
         self._immutable = not wal
         return version
+
+    def _open_sqlite(self, immutable: bool) -> sqlite3.Connection:
+        """A read-only connection that has read the schema (so SQLite's own errors show here)."""
+        uri = "file:" + urllib.parse.quote(str(self.path.resolve())) + \
+            ("?mode=ro&immutable=1" if immutable else "?mode=ro")
+        con = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        try:
+            con.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except BaseException:
+            con.close()
+            raise
+        return con
 
     def _refresh(self) -> None:
         """Before a read: the file is still there, still the one opened; reopen it if not.
@@ -1494,11 +1529,10 @@ class Run:
         an ``immutable`` connection whose file gained a WAL or changed.
         """
         state = _file_state(self.path)
-        same_file = state[:2] == self._state[:2]
         if self._immutable:
-            stale = state != self._state or os.path.exists(_side(self.path, "-wal"))
+            stale = state != self._state or _wal_state(self.path) != self._wal_state
         else:
-            stale = not same_file
+            stale = state[:2] != self._state[:2]
         if stale:
             self.schema_version = self._connect()
             self._params, self._names = None, {}     # another file, or the same one rewritten

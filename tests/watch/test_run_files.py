@@ -406,8 +406,10 @@ def test_reading_a_closed_run_creates_and_changes_nothing(tmp_path):
     before = snapshot_of(tmp_path / "closed")
     assert sorted(before) == ["run.sqlite", "run.sqlite.lock"]
     with open_run(tmp_path / "closed") as r:
+        con = r._con
         read_everything(r)
         assert snapshot_of(tmp_path / "closed") == before       # no -wal, no -shm
+        assert r._con is con                                    # one connection throughout
     assert snapshot_of(tmp_path / "closed") == before
 
 
@@ -456,9 +458,14 @@ os._exit(0)            # killed: the WAL holds the steps, the file never closed
 def test_runs_on_a_read_only_file_system_are_read(ro_tmpfs):
     write_run(ro_tmpfs / "closed", steps=4)
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    subprocess.run([sys.executable, "-c", KILLED, str(ro_tmpfs / "killed")], env=env,
-                   check=True, timeout=120)
+    for name in ("killed", "no-shm"):
+        subprocess.run([sys.executable, "-c", KILLED, str(ro_tmpfs / name)], env=env,
+                       check=True, timeout=120)
     assert os.path.getsize(ro_tmpfs / "killed" / "run.sqlite-wal") > 0
+    os.unlink(ro_tmpfs / "no-shm" / "run.sqlite-shm")
+    # a closed run copied with the empty WAL a reader left next to it
+    write_run(ro_tmpfs / "empty-wal", steps=2)
+    (ro_tmpfs / "empty-wal" / "run.sqlite-wal").write_bytes(b"")
     p = subprocess.run(["mount", "-o", "remount,ro", str(ro_tmpfs)], capture_output=True,
                        text=True, timeout=60)
     if p.returncode != 0:
@@ -466,14 +473,24 @@ def test_runs_on_a_read_only_file_system_are_read(ro_tmpfs):
     with pytest.raises(OSError) as info:
         (ro_tmpfs / "probe").write_text("x")
     assert info.value.errno == errno.EROFS
-    before = {d: snapshot_of(ro_tmpfs / d) for d in ("closed", "killed")}
+    dirs = ("closed", "killed", "no-shm", "empty-wal")
+    before = {d: snapshot_of(ro_tmpfs / d) for d in dirs}
     with open_run(ro_tmpfs / "closed") as r:
         assert r.steps().tolist() == [0, 1, 2, 3] and r.meta["status"] == "closed"
         read_everything(r)
     with open_run(ro_tmpfs / "killed") as r:                 # its WAL is read, not replayed
         assert r.scalar("loss")[1].tolist() == [float(s) for s in range(7)]
         assert r.meta["status"] == "running" and not r.live
-    assert {d: snapshot_of(ro_tmpfs / d) for d in ("closed", "killed")} == before
+    with open_run(ro_tmpfs / "empty-wal") as r:               # nothing in it to miss
+        con = r._con
+        assert r.steps().tolist() == [0, 1] and r.last_step == 1
+        assert r._con is con                               # not reopened at every call
+    # steps in a WAL that SQLite cannot read here: said, not silently left out
+    with pytest.raises(RunFileError, match=r"no-shm/run\.sqlite: cannot read the steps in its "
+                                           r"WAL here: SQLite needs a -shm file next to the run "
+                                           r"and cannot create one"):
+        open_run(ro_tmpfs / "no-shm")
+    assert {d: snapshot_of(ro_tmpfs / d) for d in dirs} == before
     with pytest.raises(ValueError, match=r"store: cannot write run file .*Read-only file system"):
         RunWriter(ro_tmpfs / "closed", mode="append")
 
