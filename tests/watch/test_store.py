@@ -446,10 +446,14 @@ def test_lock_released_by_gc_and_not_held_by_forked_children(tmp_path):
         w.write([StepRecord(step=1, time=1.0)])
     # a writer that forked a worker (a DataLoader) and is then killed: the worker, still
     # alive, must not keep the run locked
+    # the worker says when it runs (its after-fork hooks have then run, as in any real
+    # worker a moment after the fork); the writer is killed only after that
     code = ("\nimport os, sys, time\nfrom dlviz_gpu.watch.store import RunWriter\n"
             "w = RunWriter(sys.argv[1], mode='append')\n"
+            "ready_r, ready_w = os.pipe()\n"
             "pid = os.fork()\n"
-            "if pid == 0:\n    time.sleep(30)\n    os._exit(0)\n"
+            "if pid == 0:\n    os.write(ready_w, b'x')\n    time.sleep(30)\n    os._exit(0)\n"
+            "os.read(ready_r, 1)\n"
             "print(pid, flush=True)\n"
             "time.sleep(30)\n")
     p = _child(code, store)
