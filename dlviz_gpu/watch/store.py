@@ -1858,6 +1858,7 @@ class Run:
         from ..histograms import Histogram
 
         i = self.param_index(param)
+        p = self._params[i]              # (the read below may reopen a changed file)
         k = self._kind(kind, KINDS[:2])
         lo_step = self._since(since)
 
@@ -1871,7 +1872,6 @@ class Run:
                 (i, k, lo_step)).fetchall()
         rows = self._read(fn)
         T = len(rows)
-        p = self._params[i]
         with self._decoding(f"histograms of {p.name}"):
             if T:
                 steps = _int_column([r[0] for r in rows])
@@ -1922,6 +1922,7 @@ class Run:
             No such snapshot (the message names the nearest stored steps).
         """
         i = self.param_index(param)
+        pname = self._params[i].name
         if not _is_int(step):
             raise TypeError(f"step: expected an int; got {step!r}")
         rows = self._query("SELECT height, width, data FROM snapshots WHERE param = ? AND "
@@ -1929,14 +1930,14 @@ class Run:
         if not rows:
             have = self.snapshot_steps(i, stat)
             near = have[np.argsort(np.abs(have - int(step)))[:3]] if len(have) else have
-            raise KeyError(f"no {stat!r} snapshot of {self._params[i].name} at step {step}; "
+            raise KeyError(f"no {stat!r} snapshot of {pname} at step {step}; "
                            + (f"nearest stored steps: {', '.join(map(str, sorted(near)))}"
                               if len(have) else f"no {stat!r} snapshots of it stored"))
         h, w, data = rows[0]
         if not (_is_int(h) and _is_int(w) and isinstance(data, bytes) and h >= 0 and w >= 0
                 and len(data) == 4 * h * w):
             raise RunFileError(self.path, f"damaged run: the {stat!r} snapshot of "
-                                          f"{self._params[i].name} at step {step} is not "
+                                          f"{pname} at step {step} is not "
                                           f"{h!r:.20} x {w!r:.20} float32 values")
         return np.frombuffer(data, "<f4").reshape(h, w).astype(np.float32)
 

@@ -33,21 +33,24 @@ PARAMS = [ParamInfo("w", (40, 30), "float32", 1200, "l", False, 40, 30),
           ParamInfo("b", (40,), "float32", 40, "l", False)]
 
 
+def record(s):
+    rng = np.random.default_rng(s)
+    return StepRecord(
+        step=s, time=1.0 * s, recorded=True, scalars={"loss": 1 / (s + 1), "lr": 0.1},
+        stats=rng.normal(size=(2, 3, NSTATS)), updates=rng.random((2, 3)),
+        hist_counts=rng.integers(0, 100, (2, 2, 64)),
+        hist_range=np.sort(rng.normal(size=(2, 2, 2))),
+        snapshots=[(0, "mean", rng.random((40, 30)).astype(np.float32))] if s % 10 == 0 else [],
+        alerts=[(1, "nonfinite_grad", f"b at {s}")] if s % 7 == 0 else [])
+
+
 def write_run(path, steps=40):
     """A closed run of a few dozen pages: every table holds rows."""
     with RunWriter(path, config={"bins": 64}) as w:
         w.define_params([ParamInfo(**{k: v for k, v in vars(p).items() if k != "id"})
                          for p in PARAMS])
         for s in range(steps):
-            rng = np.random.default_rng(s)
-            w.write([StepRecord(
-                step=s, time=1.0 * s, recorded=True, scalars={"loss": 1 / (s + 1), "lr": 0.1},
-                stats=rng.normal(size=(2, 3, NSTATS)), updates=rng.random((2, 3)),
-                hist_counts=rng.integers(0, 100, (2, 2, 64)),
-                hist_range=np.sort(rng.normal(size=(2, 2, 2))),
-                snapshots=[(0, "mean", rng.random((40, 30)).astype(np.float32))]
-                if s % 10 == 0 else [],
-                alerts=[(1, "nonfinite_grad", f"b at {s}")] if s % 7 == 0 else [])])
+            w.write([record(s)])
     return run_file(path)
 
 
@@ -417,13 +420,18 @@ def test_a_reader_of_a_closed_run_follows_a_writer_that_comes_back(tmp_path):
     write_run(tmp_path / "again", steps=3)
     r = open_run(tmp_path / "again")
     assert r.steps().tolist() == [0, 1, 2] and not r.live
+    assert r.histograms("w", "grad")[0].tolist() == [0, 1, 2]
     w = RunWriter(tmp_path / "again", mode="append")
     assert r.live
     for s in (3, 4):
-        w.write([StepRecord(step=s, time=0.0, scalars={"loss": float(s)})])
+        w.write([record(s)])
+        # the first call after the writer came back reopens the file: a view's calls work
+        assert r.histograms("w", "grad")[0].tolist() == list(range(s + 1))
         assert r.last_step == s                            # each commit, as it comes
+    w.write([record(10)])
+    assert r.snapshot("w", 10).shape == (40, 30)
     w.close()
-    assert r.steps().tolist() == [0, 1, 2, 3, 4] and r.meta["status"] == "closed"
+    assert r.steps().tolist() == [0, 1, 2, 3, 4, 10] and r.meta["status"] == "closed"
     r.close()
 
 
