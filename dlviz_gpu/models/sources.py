@@ -184,7 +184,8 @@ def natural_key(name: str) -> list:
     """
     parts = _DIGIT_RUNS.split(name)
     if len(parts) > 1:
-        parts[1::2] = map(_run_value, parts[1::2])
+        # no run is longer than the name: int() itself where it cannot refuse
+        parts[1::2] = map(int if len(name) <= _MAX_KEY_DIGITS else _run_value, parts[1::2])
     return parts
 
 
