@@ -36,15 +36,20 @@ refusal is a :class:`~dlviz_gpu.models.errors.CheckpointError`: one line,
   corrupted deflate stream is refused.
 * torch files need torch >= 2.6 (:data:`MIN_TORCH`: earlier
   ``weights_only=True`` loading can be bypassed to run code,
-  CVE-2025-32434).  Before ``torch.load``, the pickle is scanned by Python's
-  C unpickler with every global replaced by an inert stand-in (nothing is
-  imported or called): containers nested deeper than :data:`MAX_NESTING` or
-  containing themselves are refused, and every storage must claim exactly the
-  bytes its record in the zip archive holds (``mmap=True`` loading would
-  otherwise read past it).  A file the scan cannot follow is loaded without
-  ``mmap``, where torch checks the record sizes itself.  Containers are then
-  walked iteratively (:func:`flatten`): a container reached a second time is
-  listed once (the later path appears in ``skipped``).
+  CVE-2025-32434).  Before any unpickler runs, the pickle's opcodes are read
+  (nothing built): nesting deeper than :data:`MAX_NESTING` (a tuple nested
+  10^5 deep as a dict key crashes any unpickler: hashing it overflows the C
+  stack) and more than :data:`MAX_COLLIDING_KEYS` number keys of one dict
+  with one hash value (quadratic to insert) are refused.  Then the pickle is
+  scanned by Python's C unpickler with every global replaced by an inert
+  stand-in (nothing is imported or called): containers nested too deeply or
+  containing themselves are refused, and every storage must claim exactly
+  the bytes its record in the zip archive holds (``mmap=True`` loading would
+  otherwise read past it); duplicate or compressed records are refused.  A
+  file the scan cannot follow is loaded without ``mmap``, where torch checks
+  the record sizes itself.  The loaded containers are walked iteratively
+  (:func:`flatten`): a container reached a second time is listed once (the
+  later path appears in ``skipped``).
 * **Expanded and overlapping torch tensors** are *listed, and refused when
   read or drawn*: a tensor whose elements span fewer stored elements than it
   has (``torch.zeros(1).expand(10**7, 10**7)`` spans one element and claims
