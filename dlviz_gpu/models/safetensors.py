@@ -106,6 +106,8 @@ DTYPES: dict[str, tuple[int, object, str]] = {
 BF16_MODES = ("auto", "torch", "array", "bits")
 
 _U64 = 2 ** 64 - 1            # shapes and offsets are 64-bit unsigned in the format
+_NUMPY_MAX_DIM = 2 ** 63 - 1  # NumPy's dimensions are signed 64-bit
+_NUMPY_MAX_DIMS = 64
 _BITS = {code: bits for code, (bits, _, _) in DTYPES.items()}
 
 
@@ -190,10 +192,13 @@ def paused_gc():
     """Pause Python's cyclic garbage collector for the duration of a ``with`` block.
 
     Parsing a header of 500,000 tensors makes millions of containers, none
-    of them in a cycle; each allocation burst would otherwise start a
-    collection that walks them all again (more than half the time of
-    ``json.loads`` on such a header).  Threads that pause it together leave
-    it as the first found it.
+    of them in a cycle; each burst of allocations would otherwise start a
+    collection that walks all of them again (more than half the time of
+    ``json.loads`` on such a header, and of building a catalog's tree).
+    Nothing is lost while it is paused: objects are still freed when their
+    last reference goes, and cycles are collected once it resumes.  It
+    resumes on leaving the block if it was running on entering it (two
+    threads overlapping may resume it early: slower, never wrong).
     """
     was = gc.isenabled()
     gc.disable()
@@ -713,6 +718,10 @@ class SafetensorsFile:
         ------
         TypeError
             For dtypes with no NumPy view (float8, float6, float4); use :meth:`raw`.
+        CheckpointError
+            For a shape NumPy cannot hold: more than 64 dimensions, or one of
+            2^63 or more (the format allows both for a tensor with no
+            elements, and :meth:`raw` gives its bytes).
         """
         s = self.spec(name)
         np_dtype = DTYPES[s.dtype][1]
@@ -720,6 +729,10 @@ class SafetensorsFile:
             raise TypeError(f"{self.path}: tensor {name!r} has dtype {s.dtype} "
                             f"({s.dtype_name}), which dlviz_gpu cannot decode yet; "
                             f".raw(name) gives its bytes")
+        if len(s.shape) > _NUMPY_MAX_DIMS or any(d > _NUMPY_MAX_DIM for d in s.shape):
+            raise CheckpointError(self.path, f"tensor {name!r}: shape {_short(list(s.shape))} "
+                                             f"is more than NumPy can hold (at most "
+                                             f"{_NUMPY_MAX_DIMS} dimensions, each below 2^63)")
         mm = self._mapped()
         arr = np.frombuffer(mm, dtype=np_dtype, count=s.numel,
                             offset=self.header.data_start + s.begin)

@@ -391,3 +391,87 @@ def test_zip_entries_that_are_not_arrays_are_ignored(tmp_path):
         zf.writestr("README.txt", "hello")
     with pytest.raises(CheckpointError, match=where(path, "holds no tensors")):
         models.open(path)
+
+
+# --------------------------------------------------------------------------
+# tree() and table() against the plain per-tensor walk they replaced
+# --------------------------------------------------------------------------
+
+def _plain_tree(infos):
+    """Each tensor walked from the root, every node on its way updated (the definition)."""
+    from dlviz_gpu.models.catalog import ModuleNode, _counts, _prefix_len
+    from dlviz_gpu.models.sources import _SEP
+
+    root = ModuleNode("", "")
+    for info in infos:
+        parts = [p for p in _SEP.split(info.module) if p] if info.module else []
+        chain, node = [root], root
+        for k, part in enumerate(parts):
+            if part not in node.children:
+                node.children[part] = ModuleNode(part, info.module[:_prefix_len(info.module,
+                                                                                 k + 1)])
+            node = node.children[part]
+            chain.append(node)
+        node.tensors.append(info)
+        for n in chain:
+            n.n_tensors += 1
+            n.params += info.params if _counts(info) else 0
+            n.nbytes += info.nbytes if info.tied_to is None else 0
+    return root
+
+
+def _flat(node):
+    return [(d, n.name, n.path, n.params, n.nbytes, n.n_tensors, [i.name for i in n.tensors],
+             list(n.children)) for d, n in node.walk()]
+
+
+def _plain_table(cat):
+    from dlviz_gpu.models import format_bytes
+
+    head = ("name", "shape", "dtype", "params", "bytes")
+    body = [(i.name + (f" (= {i.tied_to})" if i.tied_to else ""),
+             "x".join(map(str, i.shape)) or "scalar", i.dtype, f"{i.params:,}",
+             format_bytes(i.nbytes)) for i in cat.infos]
+    widths = [max([len(head[c])] + [len(r[c]) for r in body]) for c in range(5)]
+    right = (False, True, False, True, True)
+
+    def fmt(r):
+        return "  ".join(v.rjust(w) if rj else v.ljust(w)
+                         for v, w, rj in zip(r, widths, right)).rstrip()
+
+    return [fmt(head)] + [fmt(r) for r in body]
+
+
+def test_tree_and_table_match_the_plain_walk():
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from dlviz_gpu.models.sources import _info
+
+    part = st.sampled_from(["a", "b", "layers", "0", "1", "10", "", "mlp", "é"])
+    name = st.lists(st.tuples(part, st.sampled_from(".//")), min_size=1, max_size=5).map(
+        lambda ps: "".join(p + s for p, s in ps)[:-1] or "x")
+    tensor = st.tuples(name, st.lists(st.integers(0, 4), max_size=3),
+                       st.sampled_from(["parameter", "buffer", "tensor"]), st.booleans())
+
+    @settings(max_examples=200, deadline=None, database=None, derandomize=True)
+    @given(st.lists(tensor, max_size=25, unique_by=lambda t: t[0]))
+    def check(tensors):
+        infos, first = [], None
+        for n, shape, kind, tied in tensors:
+            infos.append(_info(n, shape, "float32", 4 * int(np.prod(shape)), "<memory>", kind,
+                               first if tied and first else None))
+            first = first or n
+
+        class Listing:
+            path, skipped = "<memory>", {}
+
+            def __init__(self):
+                self.infos = infos
+
+        cat = Catalog([Listing()])
+        assert _flat(cat.tree()) == _flat(_plain_tree(infos))
+        assert cat.table().splitlines()[:-1] == _plain_table(cat)
+
+    check()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -420,3 +421,279 @@ def test_reader_argument_errors(tmp_path):
         SafetensorsFile(path)["b"]
     with pytest.raises(TypeError, match="path: expected a str or os.PathLike; got int"):
         read_header(3)
+
+
+# --------------------------------------------------------------------------
+# Shard paths stay inside the index's folder; one message whatever exists
+# --------------------------------------------------------------------------
+
+def _index_to(folder, shard: str):
+    index = folder / "m.safetensors.index.json"
+    index.write_text(json.dumps({"weight_map": {"a": shard}}))
+    return index
+
+
+def test_shards_outside_the_folder_are_refused_with_one_message(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    private = write_arrays(outside / "private.safetensors", {"a": np.ones(2, np.float32)})
+    models_dir = tmp_path / "models"
+    models_dir.mkdir()
+    os.symlink(private, models_dir / "link.safetensors")
+    os.symlink(outside / "nope.safetensors", models_dir / "dangling.safetensors")
+    os.symlink(outside, models_dir / "dir")
+    texts = {}
+    for shard in ["../outside/private.safetensors", "../outside/nope.safetensors",
+                  str(private), str(outside / "nope.safetensors"), "link.safetensors",
+                  "dangling.safetensors", "dir/private.safetensors", "dir/nope.safetensors",
+                  "sub/../link.safetensors", "..\\outside\\private.safetensors"]:
+        index = _index_to(models_dir, shard)
+        with pytest.raises(CheckpointError) as err:
+            models.open(index)
+        texts[shard] = str(err.value)
+        assert str(err.value) == f"{index}: shard {shard!r} is outside the index's folder"
+    # whether the target exists changes nothing but the name quoted
+    assert len({t.replace(repr(s), "NAME") for s, t in texts.items()}) == 1
+
+
+def test_shards_inside_the_folder_and_hub_cache_snapshots_are_read(tmp_path):
+    write_arrays(tmp_path / "real.safetensors", {"a": np.arange(3, dtype=np.float32)})
+    os.symlink("real.safetensors", tmp_path / "link.safetensors")
+    (tmp_path / "sub").mkdir()
+    write_arrays(tmp_path / "sub" / "s.safetensors", {"a": np.arange(3, dtype=np.float32)})
+    for shard in ("link.safetensors", "./real.safetensors", "sub/s.safetensors"):
+        np.testing.assert_array_equal(models.open(_index_to(tmp_path, shard))["a"], [0, 1, 2])
+    # the hub cache: snapshots/REV/* are relative symlinks into the repo's blobs/
+    repo = tmp_path / "hub" / "models--org--name"
+    snap = repo / "snapshots" / "abc123"
+    (repo / "blobs").mkdir(parents=True)
+    snap.mkdir(parents=True)
+    write_arrays(repo / "blobs" / "9f86d08", {"a": np.arange(4, dtype=np.float32)})
+    (repo / "blobs" / "60303ae").write_text(json.dumps(
+        {"weight_map": {"a": "model-00001-of-00001.safetensors"}}))
+    os.symlink("../../blobs/9f86d08", snap / "model-00001-of-00001.safetensors")
+    os.symlink("../../blobs/60303ae", snap / "model.safetensors.index.json")
+    for opened in (models.open(snap / "model.safetensors.index.json"), models.open(snap)):
+        np.testing.assert_array_equal(opened["a"], [0, 1, 2, 3])
+    # but not out of the repo's folder, nor out of a folder that only looks like a snapshot
+    os.symlink(tmp_path / "real.safetensors", snap / "escape.safetensors")
+    index = _index_to(snap, "escape.safetensors")
+    with pytest.raises(CheckpointError, match=where(index, "shard 'escape.safetensors' is "
+                                                           "outside the index's folder")):
+        models.open(index)
+    fake = tmp_path / "models--x--y" / "snapshots" / "r"      # no blobs/ beside snapshots/
+    fake.mkdir(parents=True)
+    os.symlink(tmp_path / "real.safetensors", fake / "s.safetensors")
+    index = _index_to(fake, "s.safetensors")
+    with pytest.raises(CheckpointError, match="is outside the index's folder"):
+        models.open(index)
+
+
+@pytest.mark.timeout(60)          # a hang guard: opening a FIFO used to block forever
+def test_fifos_are_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "model.safetensors"
+    os.mkfifo(fifo)
+    with pytest.raises(CheckpointError, match=where(fifo, r"is not a regular file \(a FIFO\)")):
+        models.open(fifo)
+    with pytest.raises(CheckpointError, match=r"is not a regular file \(a FIFO\)"):
+        read_header(fifo)
+    os.mkfifo(tmp_path / "shard.safetensors")
+    index = _index_to(tmp_path, "shard.safetensors")
+    with pytest.raises(CheckpointError, match=where(index, r"shard 'shard.safetensors' \(holding "
+                                                           r"'a'\) is not a regular file \(a "
+                                                           r"FIFO\)")):
+        models.open(index)
+    fifo_index = tmp_path / "f.safetensors.index.json"
+    os.mkfifo(fifo_index)
+    with pytest.raises(CheckpointError, match=where(fifo_index, "is not a regular file")):
+        models.read_index(fifo_index)
+
+
+def test_open_regular_and_check_regular(tmp_path):
+    from dlviz_gpu.models.files import check_regular, open_regular
+
+    path = tmp_path / "x.bin"
+    path.write_bytes(b"abc")
+    with open_regular(path) as f:
+        assert f.read() == b"abc"
+        import fcntl
+
+        assert not fcntl.fcntl(f.fileno(), fcntl.F_GETFL) & os.O_NONBLOCK   # reads block again
+    assert check_regular(path).st_size == 3
+    for special, kind in [(tmp_path, "a directory"), ("/dev/null", "a character device")]:
+        for fn in (open_regular, check_regular):
+            with pytest.raises(CheckpointError, match=re.escape(f"is not a regular file "
+                                                                f"({kind})")):
+                fn(special)
+    for fn in (open_regular, check_regular):
+        with pytest.raises(CheckpointNotFound, match="no such file"):
+            fn(tmp_path / "nope")
+        with pytest.raises(TypeError, match="path: expected a str or os.PathLike; got int"):
+            fn(3)
+
+
+# --------------------------------------------------------------------------
+# The Rust parser's rules
+# --------------------------------------------------------------------------
+
+def _real_file(tmp_path):
+    """A file from the reference writer whose header ends in padding (the usual case)."""
+    st = pytest.importorskip("safetensors.numpy")
+    path = str(tmp_path / "real.safetensors")
+    for pad in range(8):
+        st.save_file({"a": np.arange(6, dtype=np.float32).reshape(2, 3),
+                      "b": np.arange(5, dtype=np.int16)}, path, metadata={"k": "v" * pad})
+        with open(path, "rb") as f:
+            blob = f.read()
+        n = int.from_bytes(blob[:8], "little")
+        if blob[8 + n - 1:8 + n] == b" ":
+            return blob, n
+    raise AssertionError("the writer pads no header")
+
+
+def test_header_length_one_byte_off_is_refused_not_misread(tmp_path):
+    blob, n = _real_file(tmp_path)
+    for k, problem in [(n - 1, r"the tensors cover 34 bytes of the data buffer but it holds 35"),
+                       (n + 1, r"not valid JSON|cover")]:
+        path = tmp_path / f"len{k}.safetensors"
+        path.write_bytes(k.to_bytes(8, "little") + blob[8:])
+        with pytest.raises(CheckpointError, match=where(path, problem)):
+            models.open(path)
+
+
+def test_data_buffer_must_be_covered_exactly(tmp_path):
+    cases = {
+        "gap": ({"a": _entry(offsets=(0, 8)), "b": _entry(offsets=(10, 18))}, 18,
+                r"the data buffer has 2 unused bytes after tensor 'a' \[0, 8\]: tensor 'b' "
+                r"starts at 10"),
+        "start": ({"a": _entry(offsets=(4, 12))}, 12, "4 unused bytes at the start"),
+        "trailing": ({"a": _entry(offsets=(0, 8))}, 9,
+                     "the tensors cover 8 bytes of the data buffer but it holds 9"),
+        "empty_inside": ({"a": _entry(offsets=(0, 8)), "z": _entry(shape=(0,), offsets=(4, 4))},
+                         8, r"tensors 'a' \[0, 8\] and 'z' \[4, 4\] overlap"),
+    }
+    for label, (header, size, problem) in cases.items():
+        path = write_raw(tmp_path / f"{label}.safetensors", header, b"\0" * size)
+        with pytest.raises(CheckpointError, match=where(path, problem)):
+            models.open(path)
+    # any order in the header; empty tensors at the seams are fine
+    path = write_raw(tmp_path / "ok.safetensors",
+                     {"b": _entry(offsets=(8, 16)), "z": _entry(shape=(0, 3), offsets=(8, 8)),
+                      "a": _entry(offsets=(0, 8)), "e": _entry(shape=(0,), offsets=(16, 16))},
+                     np.arange(4, dtype=np.float32).tobytes())
+    assert sorted(models.open(path)) == ["a", "b", "e", "z"]
+
+
+@pytest.mark.timeout(60)
+def test_huge_integers_are_refused_in_one_line_before_conversion(tmp_path):
+    big = "9" * 5000
+    for where_, header in [("shape", '{"a":{"dtype":"F32","shape":[%s],"data_offsets":[0,4]}}'),
+                           ("offsets", '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,%s]}}'),
+                           ("extra", '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],'
+                                     '"x":%s}}')]:
+        path = write_raw(tmp_path / f"{where_}.safetensors", header % big, b"\0" * 4)
+        with pytest.raises(CheckpointError) as err:
+            models.open(path)
+        assert str(err.value) == (f"{path}: header holds a 5000-digit integer, beyond the range "
+                                  f"of a 64-bit float")
+    for shape, problem in [([2**64], "shape must be a list of non-negative integers"),
+                           ([2**32, 2**32, 0], r"has more than 2\^64 elements"),
+                           ([2**62], r"needs 2\^64 bits or more")]:
+        path = write_raw(tmp_path / "dims.safetensors", {"a": _entry(shape=shape, offsets=(0, 0))})
+        with pytest.raises(CheckpointError, match=where(path, problem)):
+            models.open(path)
+
+
+def test_what_the_rust_parser_accepts_we_read_the_same(tmp_path):
+    safetensors = pytest.importorskip("safetensors")
+    F = '"dtype":"F32","shape":[1],"data_offsets":[0,4]'
+    accepted = {
+        "array_entry": '{"a":["F32",[1],[0,4]]}',
+        "dtype_map": '{"a":{"dtype":{"F32":null},"shape":[1],"data_offsets":[0,4]}}',
+        "extra_field": '{"a":{%s,"x":[1,{"y":null}],"x":-5}}' % F,
+        "whitespace": ' \n{"a":{%s}}\t\r\n ' % F,
+        "deep_125": '{"a":{%s,"x":%s}}' % (F, "[" * 125 + "]" * 125),
+        "big_but_finite": '{"a":{%s,"x":1%s}}' % (F, "0" * 308),
+        "surrogate_pair": '{"\\ud83d\\ude00":{%s}}' % F,
+        "metadata_repeat": '{"__metadata__":{"k":"1","k":"2"},"a":{%s}}' % F,
+        "fnuz": '{"a":{"dtype":"F8_E4M3FNUZ","shape":[4],"data_offsets":[0,4]}}',
+        "empty_huge_dim": '{"a":{"dtype":"F32","shape":[0,18446744073709551615],'
+                          '"data_offsets":[0,0]},"b":{%s}}' % F,
+    }
+    refused = {
+        "deep_126": ('{"a":{%s,"x":%s}}' % (F, "[" * 126 + "]" * 126), "nested too deeply"),
+        "f64_max_int": ('{"a":{%s,"x":%d}}' % (F, int(1.7976931348623157e308)),
+                        "beyond the range of a 64-bit float"),
+        "nan": ('{"a":{%s,"x":NaN}}' % F, "NaN is not a JSON number"),
+        "lone_surrogate": ('{"a\\udc00":{%s}}' % F, r"\\udc00 is a lone UTF-16 surrogate"),
+        "minus_zero": ('{"a":{"dtype":"F32","shape":[-0],"data_offsets":[0,0]},"b":{%s}}' % F,
+                       "shape must be a list"),
+        "field_twice": ('{"a":{%s,"dtype":"F32"}}' % F, "tensor 'a': names 'dtype' twice"),
+        "metadata_twice": ('{"__metadata__":{},"__metadata__":{},"a":{%s}}' % F,
+                           "names '__metadata__' twice"),
+        "escaped_twice": ('{"a":{"\\u0064type":"F32",%s}}' % F, "names 'dtype' twice"),
+        "nul_after": ('{"a":{%s}}\x00' % F, "not valid JSON"),
+    }
+    for label, text in accepted.items():
+        path = write_raw(tmp_path / f"{label}.safetensors", text, b"\0\0\x80\x3f")
+        ref = {k: bytes(v["data"]) for k, v in safetensors.deserialize(open(path, "rb").read())}
+        f = SafetensorsFile(path)
+        assert {n: bytes(f.raw(n)) for n in f.names} == ref, label
+    for label, (text, problem) in refused.items():
+        path = write_raw(tmp_path / f"{label}.safetensors", text, b"\0\0\x80\x3f")
+        with pytest.raises(Exception):
+            safetensors.deserialize(open(path, "rb").read())
+        with pytest.raises(CheckpointError, match=where(path, problem)):
+            read_header(path)
+    # the one refusal the reference does not make: a tensor named twice (it keeps the last)
+    path = write_raw(tmp_path / "twice.safetensors",
+                     '{"a":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"a":{%s}}' % F,
+                     b"\0\0\x80\x3f")
+    assert [k for k, _ in safetensors.deserialize(open(path, "rb").read())] == ["a"]
+    with pytest.raises(CheckpointError, match=where(path, "header names 'a' twice")):
+        read_header(path)
+
+
+def test_shapes_numpy_cannot_hold_are_listed_and_refused_when_read(tmp_path):
+    path = write_raw(tmp_path / "dims.safetensors",
+                     {"a": _entry(shape=(0, 2**64 - 1), offsets=(0, 0)),
+                      "b": _entry(shape=(1,) * 65, offsets=(0, 4))}, b"\0" * 4)
+    cat = models.open(path)
+    assert cat.info("a").shape == (0, 2**64 - 1) and cat.info("b").params == 1
+    for name in ("a", "b"):
+        assert bytes(cat.raw(name)) == (b"" if name == "a" else b"\0" * 4)
+        with pytest.raises(CheckpointError, match=where(path, f"tensor '{name}': shape .* is "
+                                                              f"more than NumPy can hold")):
+            cat[name]
+
+
+# --------------------------------------------------------------------------
+# Unaligned tensors: views from the file, aligned copies for the kernels
+# --------------------------------------------------------------------------
+
+def test_unaligned_tensors_are_drawn_from_aligned_copies(tmp_path, rng):
+    f32 = rng.standard_normal((7, 5)).astype(np.float32)
+    f64 = rng.standard_normal(9)
+    bf = models.float32_to_bf16(rng.standard_normal((3, 4)).astype(np.float32))
+    path = write_arrays(tmp_path / "odd.safetensors",
+                        {"u": np.ones(3, np.uint8), "f": f32, "d": f64, "b": ("BF16", bf)})
+    f = SafetensorsFile(path)
+    assert not f.is_aligned("f") and f.is_aligned("u")
+    cat = models.open(path, bf16="array")
+    for name, want in (("f", f32), ("d", f64)):
+        view = cat[name]
+        assert not view.flags.aligned and not view.flags.owndata     # the file, as it is
+        np.testing.assert_array_equal(view, want)
+        m = cat.matrix(name)
+        assert m.buffer.flags.aligned and not m.buffer.flags.writeable
+        expected = dv.rasterize(np.array(want), 4, 3)
+        got = dv.rasterize(m, 4, 3)
+        for stat in ("count", "sum", "min", "max", "mean"):
+            np.testing.assert_array_equal(got[stat], expected[stat], err_msg=stat)
+    m = cat.matrix("b")
+    assert m.buffer.flags.aligned and m.dtype == "bfloat16"
+    np.testing.assert_array_equal(dv.rasterize(m, 4, 3)["max"],
+                                  dv.rasterize(models.bf16_to_float32(bf), 4, 3)["max"])
+    # aligned tensors are still read in place
+    ok = write_arrays(tmp_path / "ok.safetensors", {"f": f32})
+    assert SafetensorsFile(ok).is_aligned("f") == (read_header(ok).data_start % 4 == 0)
