@@ -611,6 +611,20 @@ def _check_coverage(spans: list, data_size: int) -> None:
 # Reading tensors
 # --------------------------------------------------------------------------
 
+def _numpy_holds(shape: tuple, itemsize: int) -> bool:
+    """Whether NumPy can make an array of ``shape``: it counts the bytes the non-zero
+    dimensions would span, even when another dimension is 0."""
+    if len(shape) > _NUMPY_MAX_DIMS:
+        return False
+    span = itemsize
+    for d in shape:
+        if d:
+            span *= d
+            if span > _NUMPY_MAX_DIM:
+                return False
+    return True
+
+
 def _torch_available() -> bool:
     import importlib.util
     import sys
@@ -729,10 +743,11 @@ class SafetensorsFile:
             raise TypeError(f"{self.path}: tensor {name!r} has dtype {s.dtype} "
                             f"({s.dtype_name}), which dlviz_gpu cannot decode yet; "
                             f".raw(name) gives its bytes")
-        if len(s.shape) > _NUMPY_MAX_DIMS or any(d > _NUMPY_MAX_DIM for d in s.shape):
+        if not _numpy_holds(s.shape, np_dtype.itemsize):
             raise CheckpointError(self.path, f"tensor {name!r}: shape {_short(list(s.shape))} "
                                              f"is more than NumPy can hold (at most "
-                                             f"{_NUMPY_MAX_DIMS} dimensions, each below 2^63)")
+                                             f"{_NUMPY_MAX_DIMS} dimensions, whose non-zero "
+                                             f"ones span less than 2^63 bytes)")
         mm = self._mapped()
         arr = np.frombuffer(mm, dtype=np_dtype, count=s.numel,
                             offset=self.header.data_start + s.begin)

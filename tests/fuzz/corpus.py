@@ -199,6 +199,9 @@ def _named_st(rng):
         "more than 2\\^64 elements"
     yield "dimensions 0 x (2^64 - 1)", {"a": entry(shape=(0, 2**64 - 1), offsets=(0, 0))}, \
         b"", None, ("refuse", "read"), "more than NumPy can hold"
+    yield "empty, but its other dimensions span 2^64 bytes", \
+        {"a": entry(shape=(2**62, 0, 4), offsets=(0, 0))}, b"", None, ("refuse", "read"), \
+        "more than NumPy can hold"
     yield "2^62 float32 elements (2^67 bits)", {"a": entry(shape=(2**62,), offsets=(0, 0))}, \
         b"", None, "refuse", "2\\^64 bits"
     yield "float4 with an odd element count", {"a": entry("F4", (3,), (0, 2))}, b"\0\0", None, \
@@ -470,12 +473,25 @@ def byte_mutations(folder, rng, count) -> Iterable[Case]:
 
 
 def _mutate_structure(rng: random.Random, header: Obj, data: bytes):
-    """One structured mutation of a parsed header: (label, header, data, length or None)."""
+    """One structured mutation of a parsed header: (label, header, data, length or None).
+
+    A mutation that does not apply to what an earlier one left (an entry that
+    lost its offsets, an entry turned into an array) becomes a byte mutation.
+    """
+    state = rng.getstate()
+    try:
+        return _mutate_once(rng, Obj(list(header)), data)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        rng.setstate(state)
+        return _mutate_once(rng, Obj(list(header)), data, op="bytes")
+
+
+def _mutate_once(rng: random.Random, header: Obj, data: bytes, op: str | None = None):
     names = [k for k, _ in header if k != "__metadata__"]
     ops = ["offset", "shape", "dtype", "drop_field", "extra_field", "duplicate", "reorder",
            "swap_offsets", "drop_tensor", "zero_tensor", "metadata", "whitespace", "pad",
            "length", "data", "array_form", "bytes"]
-    op = rng.choice(ops)
+    op = op or rng.choice(ops)
     pairs = [(k, Obj(list(v.items())) if isinstance(v, dict) else v) for k, v in header]
     header = Obj(pairs)
     length = None
@@ -483,7 +499,10 @@ def _mutate_structure(rng: random.Random, header: Obj, data: bytes):
         op = "length"
     pick = rng.choice(names) if names else None
     idx = next((i for i, (k, _) in enumerate(header) if k == pick), None)
-    ent = dict(header[idx][1]) if idx is not None else None
+    try:
+        ent = dict(header[idx][1]) if idx is not None else None
+    except (TypeError, ValueError):        # not an object any more
+        ent = None
 
     def put(e):
         header[idx] = (pick, Obj(list(e.items())) if isinstance(e, dict) else e)
@@ -538,7 +557,7 @@ def _mutate_structure(rng: random.Random, header: Obj, data: bytes):
             put(Obj(list(ent.items()) + [(k := rng.choice(list(ent)), ent[k])]))
     elif op == "reorder":
         rng.shuffle(header)
-    elif op == "swap_offsets" and len(names) > 1:
+    elif op == "swap_offsets" and any(n != pick for n in names):
         other = rng.choice([n for n in names if n != pick])
         j = next(i for i, (k, _) in enumerate(header) if k == other)
         e2 = dict(header[j][1])

@@ -192,7 +192,8 @@ def _read_and_draw(cat, keep_values: bool, draw=None):
             break
         m = cat.matrix(info.name, layout)
         r = dv.rasterize(m, 8, 8)
-        count = int(np.asarray(r["count"]).sum())
+        # every element lands in a pixel: finite ones in count, NaN and inf in nan_count
+        count = int(np.asarray(r["count"]).sum()) + int(np.asarray(r["nan_count"]).sum())
         if count != m.shape[0] * m.shape[1]:
             raise AssertionError(f"tensor {info.name!r}: the raster counts {count} elements "
                                  f"of {m.shape[0] * m.shape[1]}")
