@@ -24,6 +24,7 @@ from numba import prange
 
 from ._common import decode_value
 from ._layout import Axis
+from ._parallel import parallel_jit
 
 
 @numba.njit(inline="always", cache=True)
@@ -34,7 +35,7 @@ def _offset(t1, k2, t2, k3, t3, i):
 _value = decode_value    # one element as float64
 
 
-@numba.njit(parallel=True, cache=True)
+@parallel_jit(cache=True)
 def _line_sumsq(flat, offset, lt1, lk2, lt2, lk3, lt3, nlines,
                 ot1, ok2, ot2, ok3, ot3, nother, decode, out):
     # plain strided axes (everything but mosaics and stacked layouts) skip the

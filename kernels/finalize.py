@@ -15,6 +15,8 @@ import numba
 import numpy as np
 from numba import prange
 
+from ._parallel import parallel_jit
+
 SERIAL_BELOW = 1 << 21
 
 
@@ -102,6 +104,6 @@ def _extremum_plane_serial(lo, hi):
     return out
 
 
-_mean_plane = numba.njit(parallel=True, cache=True)(_mean_plane)
-_std_plane = numba.njit(parallel=True, cache=True)(_std_plane)
-_extremum_plane = numba.njit(parallel=True, cache=True)(_extremum_plane)
+_mean_plane = parallel_jit(cache=True)(_mean_plane)
+_std_plane = parallel_jit(cache=True)(_std_plane)
+_extremum_plane = parallel_jit(cache=True)(_extremum_plane)

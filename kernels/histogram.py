@@ -95,6 +95,7 @@ from numba import prange
 from . import _layout
 from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, cached_factory_kernel, decode_bf16,
                       decode_bf16_f32, decode_f16, decode_f16_f32)
+from ._parallel import serialised
 
 # numba.cuda, imported by _import_cuda() on the first GPU call only.  It must
 # be a module global (not a closure variable): the CUDA simulator swaps the
@@ -641,7 +642,7 @@ def _drivers(DEC: int, LANE32: bool, IN_PLACE: bool):
                 out[t, 1] = acc[1]
                 out[t, 2] = acc[2]
 
-    return cached_factory_kernel(run, DEC, LANE32, IN_PLACE)
+    return serialised(cached_factory_kernel(run, DEC, LANE32, IN_PLACE))
 
 
 # --------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from numba import prange
 from . import _layout
 from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, cached_factory_kernel, decode_bf16,
                       decode_bf16_f32, decode_f16, decode_f16_f32)
+from ._parallel import serialised
 
 # numba.cuda, imported by _import_cuda() on the first GPU call only.  It must
 # be a module global (not a closure variable): the CUDA simulator swaps the
@@ -424,7 +425,8 @@ def _cpu_kernel(decode: int, lane_dtype: str, contiguous: bool, want_minmax: boo
                   cstart, cend, qy, flip_cols, transposed, wphys,
                   count, nan_count, sums, mins, maxs, m2s)
 
-    return cached_factory_kernel(kernel, decode, lane_dtype, contiguous, want_minmax, want_m2)
+    return serialised(cached_factory_kernel(kernel, decode, lane_dtype, contiguous, want_minmax,
+                                            want_m2))
 
 
 def _alloc(xp, height, width, want_minmax, want_m2):

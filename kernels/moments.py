@@ -58,6 +58,7 @@ import numpy as np
 from numba import prange
 
 from ._common import DECODE_BF16, DECODE_F16, DECODE_NATIVE, decode_value
+from ._parallel import parallel_jit
 
 __all__ = ["moments_cpu", "FIELDS", "DECODE_NATIVE", "DECODE_BF16", "DECODE_F16"]
 
@@ -144,7 +145,7 @@ def _row_careful(x, p, i, ncols, shift, decode, has_prev, out):
     out[9] = ni
 
 
-@numba.njit(parallel=True, cache=True)
+@parallel_jit(cache=True)
 def _moments(x, p, decode, has_prev, want_rows, ntasks, parts, rowmax):
     nrows, ncols = x.shape
     for t in prange(ntasks):

@@ -74,6 +74,7 @@ from numba import prange
 
 from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, cached_factory_kernel, decode_bf16,
                       decode_bf16_f32, decode_f16, decode_f16_f32)
+from ._parallel import parallel_jit, serialised
 
 # numba.cuda, imported by _import_cuda() on the first GPU call only.  It must
 # be a module global (not a closure variable): the CUDA simulator swaps the
@@ -361,8 +362,8 @@ def _cpu_kernel(xdec: int, ydec: int, vdec: int, has_value: bool, has_cat: bool,
                     nbad[tid] += _cat_indices(idx, cs, k, k0, kg, cidx, npix, first)
                     _count(ccnt[tid], ccarry[tid], cdirty[tid], cidx, m)
 
-    return cached_factory_kernel(kernel, xdec, ydec, vdec, has_value, has_cat, unit, lane32,
-                                 minmax)
+    return serialised(cached_factory_kernel(kernel, xdec, ydec, vdec, has_value, has_cat, unit,
+                                            lane32, minmax))
 
 
 @numba.njit(inline="always", cache=True)
@@ -373,7 +374,7 @@ def _total(cnt, carry, dirty, t, j):
     return c
 
 
-@numba.njit(parallel=True, cache=True)
+@parallel_jit(cache=True)
 def _merge_counts(cnt, carry, dirty, npix, out):
     """out[j] = sum over threads of the count in cell j, for j < npix; returns the two bins."""
     nthreads = cnt.shape[0]
@@ -391,7 +392,7 @@ def _merge_counts(cnt, carry, dirty, npix, out):
     return bins
 
 
-@numba.njit(parallel=True, cache=True)
+@parallel_jit(cache=True)
 def _merge_values(cnt, carry, dirty, rec, nanc, npix, count, nan_count, sums, mins, maxs):
     """Per-pixel totals of the value planes; returns the bins (finite + non-finite values)."""
     nthreads = cnt.shape[0]
@@ -422,7 +423,7 @@ def _merge_values(cnt, carry, dirty, rec, nanc, npix, count, nan_count, sums, mi
     return bins
 
 
-@numba.njit(parallel=True, cache=True)
+@parallel_jit(cache=True)
 def _merge_sums(cnt, carry, dirty, rec, nanc, npix, count, nan_count, sums):
     """:func:`_merge_values` for records without min / max."""
     nthreads = cnt.shape[0]
@@ -446,7 +447,7 @@ def _merge_sums(cnt, carry, dirty, rec, nanc, npix, count, nan_count, sums):
     return bins
 
 
-@numba.njit(parallel=True, cache=True)
+@parallel_jit(cache=True)
 def _merge_cats(cnt, carry, dirty, npix, kg, k0, out):
     """out[j, k0:k0+kg] = per-category totals; returns the (outside, non-finite) bins."""
     nthreads = cnt.shape[0]
@@ -465,7 +466,7 @@ def _merge_cats(cnt, carry, dirty, npix, kg, k0, out):
     return bins
 
 
-@numba.njit(parallel=True, cache=True)
+@parallel_jit(cache=True)
 def _init_records(rec):
     flat = rec.reshape(-1)
     nblocks = (flat.size + 65535) // 65536
@@ -477,7 +478,7 @@ def _init_records(rec):
             e.hi = -np.inf
 
 
-@numba.njit(parallel=True, cache=True)
+@parallel_jit(cache=True)
 def _init_sums(rec):
     flat = rec.reshape(-1)
     nblocks = (flat.size + 65535) // 65536
@@ -486,7 +487,7 @@ def _init_sums(rec):
             flat[j].s = 0.0
 
 
-@numba.njit(parallel=True, cache=True)
+@parallel_jit(cache=True)
 def _sum_last_axis(cat, out):
     for j in prange(cat.shape[0]):
         s = 0
@@ -770,7 +771,7 @@ def _cpu_bounds_kernel(xdec: int, ydec: int, unit: bool):
                 if want_cat:
                     _codes(_chunk(cb, co, cst, c0, c1, tc), acc)
 
-    return cached_factory_kernel(kernel, xdec, ydec, unit)
+    return serialised(cached_factory_kernel(kernel, xdec, ydec, unit))
 
 
 def points_bounds_cpu(x: Column | None, y: Column | None, category: Column | None,

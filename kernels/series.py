@@ -77,6 +77,7 @@ import numpy as np
 from numba import prange
 
 from ._common import DECODE_BF16, DECODE_F16, DECODE_NATIVE, decode_bf16, decode_f16
+from ._parallel import parallel_jit
 
 # numba.cuda, imported by _import_cuda() on the first GPU call only.  A module
 # global (not a closure variable): the CUDA simulator swaps it for its fake.
@@ -251,7 +252,7 @@ def _first_bad_from(xbuf, xoff, xstride, xdecode, lo, hi, n):
     return i if i < hi else n
 
 
-@numba.njit(parallel=True, cache=True)
+@parallel_jit(cache=True)
 def _first_bad(xbuf, xoff, xstride, xdecode, n, nchunks):
     step = (n + nchunks - 1) // nchunks
     found = np.full(nchunks, n, np.int64)
@@ -606,7 +607,7 @@ def _segment_raw(flat, bits, offset, stride, lo, hi, is_float, ex, mag, flip, de
         fout[q] = _value(flat[offset + idx[q] * stride], decode) if idx[q] >= 0 else np.nan
 
 
-@numba.njit(parallel=True, cache=True)
+@parallel_jit(cache=True)
 def _m4_raw(flat, bits, offset, stride, is_float, ex, mag, flip, decode, seg_lo, seg_hi,
             fpart, ipart):
     for s in prange(seg_lo.size):
@@ -624,7 +625,7 @@ def _m4_raw_serial(flat, bits, offset, stride, is_float, ex, mag, flip, decode, 
                      flip, decode, fpart[s], ipart[s])
 
 
-@numba.njit(parallel=True, cache=True, fastmath={"contract"})
+@parallel_jit(cache=True, fastmath={"contract"})
 def _ema_summaries(flat, offset, stride, decode, w, seg_lo, seg_hi, out_n, out_l):
     c = 1.0 - w
     for s in prange(seg_lo.size):
@@ -639,7 +640,7 @@ def _ema_summaries(flat, offset, stride, decode, w, seg_lo, seg_hi, out_n, out_l
         out_l[s] = acc
 
 
-@numba.njit(parallel=True, cache=True, fastmath={"contract"})
+@parallel_jit(cache=True, fastmath={"contract"})
 def _m4_smooth(flat, offset, stride, decode, w, ids, seg_lo, seg_hi, seg_k, seg_last,
                fpart, ipart):
     c = 1.0 - w
@@ -689,7 +690,7 @@ def _m4_smooth(flat, offset, stride, decode, w, ids, seg_lo, seg_hi, seg_k, seg_
         fpart[s, 3] = mx if cnt else np.nan
 
 
-@numba.njit(parallel=True, cache=True, fastmath={"contract"})
+@parallel_jit(cache=True, fastmath={"contract"})
 def _ema_write(flat, offset, stride, decode, w, ids, seg_lo, seg_hi, seg_k, seg_last,
                base, out):
     c = 1.0 - w
