@@ -401,16 +401,21 @@ def _short(a: np.ndarray) -> str:
 def _check_range(value):
     if value is None:
         return None
+    from .kernels._common import window_problem
+
     try:
         lo, hi = value
         lo, hi = float(lo), float(hi)
+    except OverflowError:      # an int beyond float64 (its text may be huge: not shown)
+        raise ValueError("range: expected finite bounds; got a number beyond the float64 "
+                         "range") from None
     except (TypeError, ValueError):
         raise TypeError(f"range: expected a (low, high) pair of numbers or None; got "
                         f"{value!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ValueError(f"range: expected finite bounds; got ({lo}, {hi})")
-    if not lo < hi:
-        raise ValueError(f"range: expected low < high; got ({lo}, {hi})")
+    # finite bounds, low < high, and a finite width hi - lo, as every window
+    problem = window_problem(lo, hi)
+    if problem:
+        raise ValueError(f"range: {problem}")
     return lo, hi
 
 
@@ -553,8 +558,12 @@ def make_edges(bins: int, lo: float, hi: float, scale: str = "linear",
         elif scale == "symlog":
             t0, t1 = symlog_forward([lo, hi], linthresh)
             e = symlog_inverse(np.linspace(t0, t1, bins + 1), linthresh)
-        else:
+        elif math.isfinite(hi - lo):
             e = np.linspace(lo, hi, bins + 1)
+        else:
+            # a default range over data near both float64 limits: its width
+            # overflows, so cut the halved range (halving is exact there)
+            e = 2.0 * np.linspace(lo / 2.0, hi / 2.0, bins + 1)
     e[0], e[-1] = lo, hi
     if lo == -hi and bins % 2 == 0:
         e[bins // 2] = 0.0

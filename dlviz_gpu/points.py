@@ -271,8 +271,8 @@ def rasterize_points(x, y, value=None, category=None, width: int = 800, height: 
             raise ValueError(f"{name}: expected {n} entries (the length of x); got {col.n}")
     w = check_size(width, "width")
     h = check_size(height, "height")
-    xr = None if x_range is None else check_range(x_range, "x_range")
-    yr = None if y_range is None else check_range(y_range, "y_range")
+    xr = None if x_range is None else check_range(x_range, "x_range", w)
+    yr = None if y_range is None else check_range(y_range, "y_range", h)
     k = _check_n_categories(n_categories)
     has_value = "value" in cols
     ccol = cols.get("category")

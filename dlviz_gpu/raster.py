@@ -10,12 +10,12 @@ rasters of one canvas over disjoint parts of a tensor merge exactly
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import backend as _backend
+from .kernels._common import window_problem
 
 STATS = ("count", "nan_count", "sum", "mean", "min", "max", "extremum", "std")
 # statistics only some sources provide: count_cat is (height, width, categories)
@@ -50,8 +50,8 @@ class Canvas:
                              f"{w} x {h} = {w * h} (a raster that large is no picture)")
         object.__setattr__(self, "width", w)
         object.__setattr__(self, "height", h)
-        object.__setattr__(self, "x_range", check_range(self.x_range, "x_range"))
-        object.__setattr__(self, "y_range", check_range(self.y_range, "y_range"))
+        object.__setattr__(self, "x_range", check_range(self.x_range, "x_range", w))
+        object.__setattr__(self, "y_range", check_range(self.y_range, "y_range", h))
 
     @property
     def x(self) -> np.ndarray:
@@ -80,17 +80,25 @@ def check_size(value, name: str) -> int:
     return int(value)
 
 
-def check_range(value, name: str) -> tuple[float, float]:
-    """A data range: two finite numbers, low < high."""
+def check_range(value, name: str, pixels: int | None = None) -> tuple[float, float]:
+    """A data range: two finite numbers, low < high, a width ``high - low`` that is finite.
+
+    With ``pixels``, also ``(high - low) * pixels`` finite: the pixel of a
+    value is ``floor((v - low) * pixels / (high - low))`` in float64, and that
+    product must not overflow inside the window.  A window whose width
+    overflows would otherwise send the kernels' index arithmetic to INT64_MIN.
+    """
     try:
         lo, hi = value
         lo, hi = float(lo), float(hi)
+    except OverflowError:      # an int beyond float64 (its text may be huge: not shown)
+        raise ValueError(f"{name}: expected finite bounds; got a number beyond the float64 "
+                         f"range") from None
     except (TypeError, ValueError):
         raise TypeError(f"{name}: expected a (low, high) pair of numbers; got {value!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ValueError(f"{name}: expected finite bounds; got ({lo}, {hi})")
-    if not lo < hi:
-        raise ValueError(f"{name}: expected low < high; got ({lo}, {hi})")
+    problem = window_problem(lo, hi, pixels)
+    if problem:
+        raise ValueError(f"{name}: {problem}")
     return (lo, hi)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import backend as _backend
 from .kernels import series as _ks
+from .kernels._common import window_problem
 from .raster import check_range, check_size
 from .tensors import as_matrix
 
@@ -195,7 +196,14 @@ class Decimator:
             See :func:`decimate`.
         """
         width = check_size(width, "width")
-        x_range = self.x_extent if x_range is None else check_range(x_range, "x_range")
+        if x_range is None:
+            x_range = self.x_extent
+            if window_problem(*x_range, width):
+                raise ValueError(f"x: the positions span {x_range}, wider than a float64 "
+                                 f"window of {width} columns can hold; pass x_range "
+                                 f"explicitly")
+        else:
+            x_range = check_range(x_range, "x_range", width)
         start, end, outside = _ks.column_runs(self.n, x_range, width, self._x)
         if self._y is None or not (end > start).any():
             res = _ks.empty_result(width)
@@ -330,14 +338,16 @@ def decimate(y, x=None, width: int = 1200, x_range=None, smoothing: float = 0.0,
     ValueError
         ``y``/``x`` not 1-D, ``x`` of another length, not finite or
         decreasing (the message names the first offending index), ``width``
-        not positive, ``smoothing`` outside [0, 1), a bad ``x_range`` or
-        ``backend``.
+        not positive, ``smoothing`` outside [0, 1), a bad ``x_range`` (not
+        finite, low >= high, or a width ``high - low`` that overflows float64
+        times ``width``) or ``backend``; positions whose span overflows so
+        without an ``x_range``.
     RuntimeError
         ``backend="cuda"`` where CUDA cannot run (the message says how to fix it).
     """
     width = check_size(width, "width")
     if x_range is not None:
-        x_range = check_range(x_range, "x_range")
+        x_range = check_range(x_range, "x_range", width)
     dec = Decimator(y, x=x, smoothing=smoothing, backend=backend, checkpoints=False)
     return dec.decimate(width, x_range)
 

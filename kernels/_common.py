@@ -105,11 +105,86 @@ def decode_value(raw, decode):
     return np.float64(raw)
 
 
+def window_problem(lo: float, hi: float, npix: int | None = None) -> str | None:
+    """What is wrong with the window ``(lo, hi)`` over ``npix`` pixels, or None.
+
+    Every pixel formula of the kernels, ``floor((x - lo) * npix / (hi - lo))``,
+    is exact only for a window whose bounds are finite with ``lo < hi``, whose
+    width ``hi - lo`` is finite (``(-1e308, 1e308)`` is not) and -- given
+    ``npix`` -- whose ``(hi - lo) * npix`` is finite, so that no value inside
+    the window overflows on its way to a pixel.  The text completes
+    ``"<name>: "`` in an error message.
+    """
+    lo, hi = float(lo), float(hi)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"expected finite bounds; got ({lo!r}, {hi!r})"
+    if not lo < hi:
+        return f"expected low < high; got ({lo!r}, {hi!r})"
+    width = hi - lo
+    if not math.isfinite(width):
+        return (f"expected a span a float64 can hold, a finite width hi - lo; got "
+                f"({lo!r}, {hi!r}), whose width overflows float64")
+    if npix is not None and not math.isfinite(width * int(npix)):
+        return (f"expected a span a float64 can hold at {int(npix)} pixels, a width hi - lo "
+                f"at most {_FLOAT64_MAX / int(npix):.6g} (so that (x - lo) * pixels stays "
+                f"finite); got ({lo!r}, {hi!r})")
+    return None
+
+
+_FLOAT64_MAX = float(np.finfo(np.float64).max)
+
+
 @numba.njit(cache=True)
 def _pixel_of(i, lo, hi, npix):
     # The contract from DESIGN.md, evaluated in this exact order so that every
-    # backend (and the reference) rounds identically.
-    return math.floor(((i + 0.5 - lo) * npix) / (hi - lo))
+    # backend (and the reference) rounds identically.  The quotient is clamped
+    # to [-1, npix] before the integer conversion: a cell far outside the
+    # window (or a product that overflows to inf) stays outside on its own
+    # side, where converting inf or NaN to int64 would give INT64_MIN.
+    q = ((i + 0.5 - lo) * npix) / (hi - lo)
+    if q >= npix:
+        return np.int64(npix)
+    if not q >= -1.0:       # below the canvas, or NaN (an infinite width)
+        return np.int64(-1)
+    return np.int64(math.floor(q))
+
+
+@numba.njit(cache=True)
+def _first_at_or_after(p, guess, n, lo, hi, npix, origin):
+    """The first cell ``j`` in ``[0, n]`` whose pixel is ``>= p`` (``n`` if none).
+
+    The pixel of a cell never decreases with its index, so the answer is
+    found from ``guess`` by a galloping search: a step or two when the guess
+    is good (the usual case: float error moves it by a cell at most), and
+    O(log n) steps whatever the guess -- never a walk over the axis.
+    """
+    if guess < n and _pixel_of(guess + origin, lo, hi, npix) < p:
+        # the answer lies above: a (< p) ... b (>= p, or n)
+        a = guess
+        step = np.int64(1)
+        b = a + step
+        while b < n and _pixel_of(b + origin, lo, hi, npix) < p:
+            a = b
+            step *= 2
+            b = a + step
+        b = min(b, n)
+    else:
+        # the answer is guess or below: a (< p, or -1) ... b (>= p, or n)
+        b = guess
+        step = np.int64(1)
+        a = b - step
+        while a >= 0 and _pixel_of(a + origin, lo, hi, npix) >= p:
+            b = a
+            step *= 2
+            a = b - step
+        a = max(a, np.int64(-1))
+    while b - a > 1:
+        m = (a + b) // 2
+        if _pixel_of(m + origin, lo, hi, npix) >= p:
+            b = m
+        else:
+            a = m
+    return b
 
 
 @numba.njit(cache=True)
@@ -125,7 +200,10 @@ def axis_ranges(n, lo, hi, npix, origin=0):
     n : int
         Number of cells along the axis.
     lo, hi : float
-        Visible data range, ``lo < hi``.
+        Visible data range, ``lo < hi``, with ``(hi - lo) * npix`` finite
+        (callers refuse other windows; given one anyway, this still returns
+        within O(npix log n) steps, with every cell of the axis on the side
+        its clamped pixel puts it).
     npix : int
         Number of pixels along the axis.
     origin : int
@@ -139,22 +217,26 @@ def axis_ranges(n, lo, hi, npix, origin=0):
         Pixel ``p`` holds cells ``start[p] <= i < end[p]`` (possibly none).
     """
     edges = np.empty(npix + 1, np.int64)
+    n = np.int64(n)
+    origin = np.int64(origin)
     width = hi - lo
+    prev = np.int64(0)
     for p in range(npix + 1):
         # Estimate the first cell whose pixel is >= p, then settle it with the
-        # exact rounding of _pixel_of (float error moves it by a cell at most).
+        # exact rounding of _pixel_of.  A NaN estimate (infinite width) starts
+        # at 0; the search is bounded either way.
         guess = p * width / npix + lo - 0.5 - origin
-        if guess < 0.0:
-            j = 0
-        elif guess > n:
+        if not guess > 0.0:
+            j = np.int64(0)
+        elif guess >= n:
             j = n
         else:
-            j = int(math.ceil(guess))
-        while j > 0 and _pixel_of(j - 1 + origin, lo, hi, npix) >= p:
-            j -= 1
-        while j < n and _pixel_of(j + origin, lo, hi, npix) < p:
-            j += 1
-        edges[p] = j
+            j = np.int64(math.ceil(guess))
+        e = _first_at_or_after(p, j, n, lo, hi, npix, origin)
+        # edges never decrease (they would only for a NaN pixel map)
+        e = max(e, prev)
+        edges[p] = e
+        prev = e
     return edges[:-1].copy(), edges[1:].copy()
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ._common import axis_ranges
+from ._common import axis_ranges, window_problem
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,10 @@ def plan(offset: int, rows: Axis, cols: Axis, x_range, y_range,
     """
     x0, x1 = float(x_range[0]), float(x_range[1])
     y0, y1 = float(y_range[0]), float(y_range[1])
+    for name, lo, hi, npix in (("x_range", x0, x1, width), ("y_range", y0, y1, height)):
+        problem = window_problem(lo, hi, npix)
+        if problem:
+            raise ValueError(f"{name}: {problem}")
     cs, ce = axis_ranges(cols.n, x0, x1, int(width), int(origin[1]))
     rs, re = axis_ranges(rows.n, y0, y1, int(height), int(origin[0]))
 

@@ -73,7 +73,7 @@ import numpy as np
 from numba import prange
 
 from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, cached_factory_kernel, decode_bf16,
-                      decode_bf16_f32, decode_f16, decode_f16_f32)
+                      decode_bf16_f32, decode_f16, decode_f16_f32, window_problem)
 from ._parallel import parallel_jit, serialised
 
 # numba.cuda, imported by _import_cuda() on the first GPU call only.  It must
@@ -144,9 +144,12 @@ def pixel_index(x, y, x0, x1, y0, y1, w, h):
     # the contract's formula, in this order, in float64
     fx = ((x - x0) * w) / (x1 - x0)
     fy = ((y - y0) * h) / (y1 - y0)
-    # keep the integer conversion defined for points that are not inside
-    fx = fx if inside else 0.0
-    fy = fy if inside else 0.0
+    # keep the integer conversion defined: 0 for points that are not inside,
+    # and at most the last pixel (which min() below picks anyway) for a
+    # quotient that overflowed to inf or NaN, which would convert to INT64_MIN
+    # and index outside the planes
+    fx = (fx if fx < w - 1.0 else w - 1.0) if inside else 0.0
+    fy = (fy if fy < h - 1.0 else h - 1.0) if inside else 0.0
     px = min(np.int64(fx), w - 1)
     py = min(np.int64(fy), h - 1)
     finite = (x - x == 0.0) & (y - y == 0.0)
@@ -499,12 +502,13 @@ def _sum_last_axis(cat, out):
 def _check_args(x, y, value, category, n, x_range, y_range, width, height, n_categories):
     x0, x1 = float(x_range[0]), float(x_range[1])
     y0, y1 = float(y_range[0]), float(y_range[1])
-    if not (math.isfinite(x1 - x0) and x1 > x0 and math.isfinite(y1 - y0) and y1 > y0):
-        raise ValueError(f"x_range / y_range: expected finite ranges with low < high and a "
-                         f"finite width; got {x_range}, {y_range}")
     w, h = int(width), int(height)
     if w < 1 or h < 1:
         raise ValueError(f"width, height: expected positive integers; got {w} x {h}")
+    for name, lo, hi, npix in (("x_range", x0, x1, w), ("y_range", y0, y1, h)):
+        problem = window_problem(lo, hi, npix)
+        if problem:
+            raise ValueError(f"{name}: {problem}")
     k = int(n_categories or 0)
     if category is not None and not 0 <= k <= MAX_CATEGORIES:
         raise ValueError(f"n_categories: expected 0..{MAX_CATEGORIES}; got {k}")

@@ -76,7 +76,8 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._common import DECODE_BF16, DECODE_F16, DECODE_NATIVE, decode_bf16, decode_f16
+from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, decode_bf16, decode_f16,
+                      window_problem)
 from ._parallel import parallel_jit
 
 # numba.cuda, imported by _import_cuda() on the first GPU call only.  A module
@@ -145,8 +146,12 @@ def _pixel_key(xv, x0, x1, width):
         return -1
     if xv > x1:
         return width
-    p = math.floor(((xv - x0) * width) / (x1 - x0))
-    return min(p, width - 1)
+    q = ((xv - x0) * width) / (x1 - x0)
+    if not q < width - 1:
+        # the last column; also a quotient that overflowed to inf (or NaN), whose
+        # integer conversion would be INT64_MIN
+        return width - 1
+    return math.floor(q)
 
 
 @numba.njit(cache=True)
@@ -200,6 +205,9 @@ def column_runs(n: int, x_range, width: int, x=None):
         Samples outside ``x_range``.
     """
     x0, x1 = float(x_range[0]), float(x_range[1])
+    problem = window_problem(x0, x1, width)
+    if problem:
+        raise ValueError(f"x_range: {problem}")
     if x is None:
         xbuf, xoff, xstride, xdecode, has_x = np.zeros(1), 0, 0, DECODE_NATIVE, False
     else:

@@ -5,6 +5,7 @@ import pytest
 
 import dlviz_gpu as dv
 from dlviz_gpu.backend import cuda_status
+from dlviz_gpu.series import Decimator
 
 A = np.ones((4, 6), np.float32)
 
@@ -70,3 +71,57 @@ def test_unknown_stat_lookup():
     r = dv.rasterize(A, 3, 2)
     with pytest.raises(KeyError, match="stat: expected one of count"):
         r["median"]
+
+
+# Windows whose width overflows float64 once hung (a loop from INT64_MIN); every
+# verb refuses them, and windows whose (hi - lo) * pixels overflows, up front.
+_WIDE = (r"expected a span a float64 can hold, a finite width hi - lo; got \(-1e\+308, 1e\+308\), "
+         r"whose width overflows float64")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("call,match", [
+    (lambda: dv.rasterize(A, 10, 10, x_range=(-1e308, 1e308)), "x_range: " + _WIDE),
+    (lambda: dv.rasterize(A, 10, 10, y_range=(-1e308, 1e308)), "y_range: " + _WIDE),
+    (lambda: dv.rasterize(A, 800, 10, x_range=(0, 1e306)),
+     r"x_range: expected a span a float64 can hold at 800 pixels, a width "
+     r"hi - lo at most 2.24712e\+305"),
+    (lambda: dv.rasterize(A, 10, 10, x_range=(0, 10**400)),
+     "x_range: expected finite bounds; got a number beyond the float64 range"),
+    (lambda: dv.rasterize_points([1.0, 2.0], [1.0, 2.0], x_range=(-1e308, 1e308)),
+     "x_range: " + _WIDE),
+    (lambda: dv.rasterize_points([1.0, 2.0], [1.0, 2.0], height=600, y_range=(0, 1e306)),
+     r"y_range: expected a span a float64 can hold at 600 pixels, a width "
+     r"hi - lo at most 2.99616e\+305"),
+    (lambda: dv.decimate(np.arange(10.0), x_range=(-1e308, 1e308)), "x_range: " + _WIDE),
+    (lambda: dv.decimate(np.arange(10.0), width=1200, x_range=(0, 1e306)),
+     r"x_range: expected a span a float64 can hold at 1200 pixels, a width "
+     r"hi - lo at most 1.49808e\+305"),
+    (lambda: dv.decimate(np.arange(3.0), x=[-1e308, 0.0, 1e308]),
+     r"x: the positions span \(-1e\+308, 1e\+308\), wider than a float64 window of 1200 "
+     r"columns can hold; pass x_range explicitly"),
+    (lambda: Decimator(np.arange(10.0)).decimate(1200, x_range=(-1e308, 1e308)),
+     "x_range: " + _WIDE),
+    (lambda: dv.histogram(A, range=(-1e308, 1e308)), "range: " + _WIDE),
+    (lambda: dv.histogram(A, range=(0, 10**400)),
+     "range: expected finite bounds; got a number beyond the float64 range"),
+], ids=["rasterize-x", "rasterize-y", "rasterize-pixels", "rasterize-bigint", "points-x",
+        "points-pixels", "decimate-x", "decimate-pixels", "decimate-positions",
+        "decimator-x", "histogram", "histogram-bigint"])
+def test_windows_whose_width_overflows_are_refused(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.timeout(60)
+def test_data_spanning_all_of_float64_still_draws():
+    """Default windows from such data: the histogram cuts the range; the others say what to pass."""
+    big = np.finfo(np.float64).max
+    v = np.array([-big, -1.0, 0.0, 2.0, big])
+    h = dv.histogram(v, bins=8)
+    assert (h.edges[0], h.edges[-1]) == (-big, big) and np.isfinite(h.edges).all()
+    assert h.counts.sum() == 5 and h.counts[0] == 1 and h.counts[-1] == 1
+    r = dv.rasterize(v, 5, 1)          # index space: the values do not matter to the window
+    assert r["min"].ravel().tolist() == v.tolist()
+    with pytest.raises(ValueError, match=r"x_range: the finite x coordinates span"):
+        dv.rasterize_points(v, np.zeros(5))
