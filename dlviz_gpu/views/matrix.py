@@ -4,13 +4,23 @@ Every zoom asks the kernels again for just the visible window, at the plot's
 pixel size or at the visible cell count when fewer cells than pixels are in
 view, so deep zoom shows single elements as blocks and nothing beyond a
 screenful of per-pixel statistics ever leaves the server.
+
+A tensor that cannot change under the view (a read-only memory map of a
+checkpoint file) has its overview and its whole-extent picture shared by
+every view of it in the process (:class:`SharedWindows`): a served
+dashboard's sessions then read the whole tensor once for its colour limits
+and its first picture, not once each.
 """
 
 from __future__ import annotations
 
 import math
+import mmap
 import threading
+import time
 import warnings
+import weakref
+from collections import OrderedDict
 
 import numpy as np
 
@@ -25,6 +35,20 @@ AGGS = ("mean", "min", "max", "extremum", "std", "count", "nan_count")
 HOVER = ("count", "mean", "min", "max", "std")
 NAN_MODES = ("mark", "ignore")
 
+#: BokehJS sends a wheel zoom's new range to the server only when the zoom's
+#: "interactive" period ends: ``timeout`` ms after the last wheel notch
+#: (Bokeh's default is 500 ms, a wait that every zoomed picture paid).  At
+#: 150 ms the notches of one quick spin still make one request, and the
+#: server, which computes only a session's latest range, answers each
+#: deliberate notch.  ``interval`` and ``threshold`` concern the decimation
+#: of glyphs with many points, which these views do not have.
+ZOOM_LOD = {"timeout": 150}
+
+#: Bytes of planes :class:`SharedWindows` keeps across views (least recently
+#: used first out): the whole-extent pictures of about 4 tensors at the
+#: dashboard's default size.
+SHARED_BYTES = 32 * 2**20
+
 # JavaScript that turns the cursor's data coordinate into the element range of
 # the pixel under it, from the canvas geometry of the current frame (args
 # lo, hi, n: window and pixel count along the axis).  It mirrors the kernels'
@@ -36,6 +60,126 @@ const a = Math.ceil(lo + p * s - 0.5);
 const b = Math.ceil(lo + (p + 1) * s - 0.5) - 1;
 return a >= b ? String(a) : a + "\u2013" + b;
 """
+
+
+def immutable_root(matrix):
+    """The object owning ``matrix``'s memory when that memory cannot change, else None.
+
+    That is a read-only memory map (how checkpoint files are opened) or a
+    read-only ``memoryview`` of one, reached through the buffer's chain of
+    ``.base`` objects.  Anything else (numpy arrays, torch tensors, device
+    memory) may be written while a view shows it, and gets nothing shared.
+    """
+    buf = matrix.buffer
+    if getattr(matrix, "device", "cpu") != "cpu" or not isinstance(buf, np.ndarray) \
+            or buf.flags.writeable:
+        return None
+    root, seen = buf, 0
+    while seen < 64:
+        nxt = getattr(root, "base", None)
+        if nxt is None and isinstance(root, memoryview):
+            nxt = root.obj
+        if nxt is None:
+            break
+        root, seen = nxt, seen + 1
+    if isinstance(root, mmap.mmap):
+        try:
+            with memoryview(root) as mv:
+                return root if mv.readonly else None
+        except (TypeError, ValueError):  # closed
+            return None
+    return None
+
+
+def _matrix_key(matrix) -> tuple:
+    """What locates the matrix's elements inside its root's memory."""
+    ptr = matrix.buffer.__array_interface__["data"][0]
+    return (ptr, matrix.buffer.nbytes, str(matrix.buffer.dtype), matrix.offset, matrix.rows,
+            matrix.cols, matrix.decode, matrix.dtype)
+
+
+class SharedWindows:
+    """Results of passes over immutable tensors, shared by every view in the process.
+
+    Entries are keyed by the owner of the tensor's memory (held weakly: an
+    entry goes with its memory map), where the tensor sits in it, and the
+    question asked (an overview, or a window's planes with the settings that
+    shape them).  Planes are kept read-only, least recently used first out
+    beyond ``max_bytes``.
+    """
+
+    def __init__(self, max_bytes: int = SHARED_BYTES):
+        self.max_bytes = max_bytes
+        self.hits = 0
+        self.misses = 0
+        self._lock = threading.Lock()
+        self._entries: OrderedDict = OrderedDict()  # key -> (value, nbytes)
+        self._bytes = 0
+        self._roots: dict = {}  # id(root) -> weakref(root)
+
+    def key(self, matrix, *question):
+        """A key for ``question`` about ``matrix``, or None when its memory may change."""
+        root = immutable_root(matrix)
+        if root is None:
+            return None
+        rid = id(root)
+        with self._lock:
+            ref = self._roots.get(rid)
+            if ref is None or ref() is not root:
+                self._forget(rid)
+                self._roots[rid] = weakref.ref(root, lambda _r, rid=rid: self.forget(rid))
+        return (rid, _matrix_key(matrix), *question)
+
+    def get(self, key):
+        if key is None:
+            return None
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return hit[0]
+
+    def put(self, key, value, nbytes: int = 0) -> None:
+        if key is None or nbytes > self.max_bytes:
+            return
+        with self._lock:
+            if key[0] not in self._roots:  # its memory went meanwhile
+                return
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+            self._entries[key] = (value, nbytes)
+            self._bytes += nbytes
+            while self._bytes > self.max_bytes and self._entries:
+                _, (_, n) = self._entries.popitem(last=False)
+                self._bytes -= n
+
+    def forget(self, rid=None) -> None:
+        """Drop the entries of one memory owner (``id``), or all."""
+        with self._lock:
+            self._forget(rid)
+
+    def _forget(self, rid) -> None:
+        for k in [k for k in self._entries if rid is None or k[0] == rid]:
+            self._bytes -= self._entries.pop(k)[1]
+        if rid is None:
+            self._roots.clear()
+        else:
+            self._roots.pop(rid, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+
+#: The process's one :class:`SharedWindows`.
+SHARED = SharedWindows()
 
 
 class MatrixView:
@@ -88,31 +232,27 @@ class MatrixView:
 
     # -- the colour policy, decided once from the whole tensor --------------------
     def _overview(self) -> None:
-        """One pass over the whole tensor at a modest canvas: sign, limits, NaN facts."""
-        w = max(1, min(self.cols, 512))
-        h = max(1, min(self.rows, 512))
-        r = self._rasterize(w, h, (0.0, float(self.cols)), (0.0, float(self.rows)))
-        count = r["count"]
-        self.total_count = int(count.sum())
-        self.total_nonfinite = int(r["nan_count"].sum())
+        """One pass over the whole tensor at a modest canvas: sign, limits, NaN facts.
+
+        The facts are shared (:data:`SHARED`) by every view of an immutable tensor.
+        """
+        key = SHARED.key(self.matrix, "overview", self.agg, self.norm)
+        facts = SHARED.get(key)
+        if facts is None:
+            facts = self._overview_facts()
+            SHARED.put(key, facts)
+        self.total_count, self.total_nonfinite, lo, hi, robust = facts
         self.all_nonfinite = self.total_count == 0
         if self.all_nonfinite:
             warnings.warn(f"{self.label}: every element is NaN or infinite; the heatmap shows "
                           "only the NaN colour", RuntimeWarning, stacklevel=3)
-        lo = np.nanmin(r["min"]) if self.total_count else 0.0
-        hi = np.nanmax(r["max"]) if self.total_count else 0.0
-        self.value_range = (float(lo), float(hi))
-        plane = self._plane_of(r, self.agg)
+        self.value_range = (lo, hi)
         if self.agg in ("count", "nan_count", "std"):
             self.signed = False
         else:
             self.signed = bool(lo < 0 < hi)
         self.palette = style.check_cmap(self._cmap_arg, self.signed)
-        if self._clim_given is not None:
-            limits = self._clim_given
-        else:
-            limits = style.robust_limits(plane, "log" if self.norm == "log" else "linear",
-                                         signed=self.signed)
+        limits = self._clim_given if self._clim_given is not None else robust
         self.clim = limits
         self.linthresh = style.symlog_linthresh(limits) if self.norm == "symlog" else None
         # the colour plane is a separate column only when it differs from a hover column
@@ -120,6 +260,19 @@ class MatrixView:
                                  or (self.nan == "mark" and self.total_nonfinite > 0))
         self.hover_fields = self.hover + (("nan_count",) if self.total_nonfinite and
                                           "nan_count" not in self.hover else ())
+
+    def _overview_facts(self) -> tuple:
+        """(elements counted, NaN/inf elements, min, max, robust colour limits of ``agg``)."""
+        w = max(1, min(self.cols, 512))
+        h = max(1, min(self.rows, 512))
+        r = self._rasterize(w, h, (0.0, float(self.cols)), (0.0, float(self.rows)))
+        total = int(r["count"].sum())
+        lo = float(np.nanmin(r["min"])) if total else 0.0
+        hi = float(np.nanmax(r["max"])) if total else 0.0
+        signed = False if self.agg in ("count", "nan_count", "std") else bool(lo < 0 < hi)
+        robust = style.robust_limits(self._plane_of(r, self.agg),
+                                     "log" if self.norm == "log" else "linear", signed=signed)
+        return total, int(r["nan_count"].sum()), lo, hi, robust
 
     def _stats_needed(self) -> tuple[str, ...]:
         need = {"count", "nan_count", self.agg, *self.hover}
@@ -157,34 +310,31 @@ class MatrixView:
 
         Returns a dict with ``window`` (as :meth:`window`) and ``planes``
         (name -> (h, w) array, row 0 = the smallest row index), or ``planes``
-        empty when the window misses the tensor.
+        empty when the window misses the tensor.  The planes of an immutable
+        tensor's whole extent are shared with other views (:data:`SHARED`)
+        and are then read-only.
         """
-        import time
-
         t0 = time.perf_counter()
         win = self.window(x_range, y_range, width, height)
         out: dict = {"window": win, "planes": {}}
+        shared = False
         if win is not None:
-            (x0, x1), (y0, y1), w, h = win
-            r = self._rasterize(w, h, (float(x0), float(x1)), (float(y0), float(y1)),
-                                stats=self._stats_needed())
-            wide = self.matrix.dtype in ("float64", "int64", "uint64", "int32", "uint32")
-            ftype = np.float64 if wide else np.float32
-            planes = {}
-            for name in self.hover_fields:
-                planes[name] = r[name].astype(np.float32 if name in ("count", "nan_count")
-                                              else ftype, copy=False)
-            colour = planes.get(self.agg)
-            if colour is None or self._colour_separate:
-                colour = r[self.agg].astype(ftype, copy=True)
-                if self.nan == "mark" and self.agg not in ("count", "nan_count"):
-                    colour[r["nan_count"] > 0] = np.nan
-                if self.norm == "symlog":
-                    colour = style.symlog(colour, self.linthresh).astype(ftype)
-                planes = {"colour": colour, **planes}
+            # the whole tensor is what every page, and every choice of this
+            # tensor, shows first; a zoomed window is one session's own
+            whole = win[0] == (0, self.cols) and win[1] == (0, self.rows)
+            key = None if not whole else SHARED.key(
+                self.matrix, "planes", win, self.agg, self.norm, self.nan, self.hover_fields,
+                self._colour_separate, self.linthresh)
+            planes = SHARED.get(key)
+            if planes is None:
+                planes = self._planes(win)
+                if key is not None:  # shared from now on: nobody may write it
+                    for p in planes.values():
+                        p.flags.writeable = False
+                    SHARED.put(key, planes, sum(p.nbytes for p in planes.values()))
             else:
-                planes = {self.agg: colour, **{k: v for k, v in planes.items() if k != self.agg}}
-            out["planes"] = planes
+                shared = True
+            out["planes"] = dict(planes)
         with self._lock:
             self.updates += 1
             self.last = {"window": None if win is None else win[:2],
@@ -192,8 +342,30 @@ class MatrixView:
                          "cells": 0 if win is None else
                          (win[0][1] - win[0][0]) * (win[1][1] - win[1][0]),
                          "bytes": sum(p.nbytes for p in out["planes"].values()),
-                         "seconds": time.perf_counter() - t0}
+                         "seconds": time.perf_counter() - t0,
+                         "shared": shared}
         return out
+
+    def _planes(self, win) -> dict:
+        """The planes of window ``win`` (from :meth:`window`), aggregated now."""
+        (x0, x1), (y0, y1), w, h = win
+        r = self._rasterize(w, h, (float(x0), float(x1)), (float(y0), float(y1)),
+                            stats=self._stats_needed())
+        wide = self.matrix.dtype in ("float64", "int64", "uint64", "int32", "uint32")
+        ftype = np.float64 if wide else np.float32
+        planes = {}
+        for name in self.hover_fields:
+            planes[name] = r[name].astype(np.float32 if name in ("count", "nan_count")
+                                          else ftype, copy=False)
+        colour = planes.get(self.agg)
+        if colour is None or self._colour_separate:
+            colour = r[self.agg].astype(ftype, copy=True)
+            if self.nan == "mark" and self.agg not in ("count", "nan_count"):
+                colour[r["nan_count"] > 0] = np.nan
+            if self.norm == "symlog":
+                colour = style.symlog(colour, self.linthresh).astype(ftype)
+            return {"colour": colour, **planes}
+        return {self.agg: colour, **{k: v for k, v in planes.items() if k != self.agg}}
 
     def vdims(self) -> list[str]:
         import holoviews as hv
@@ -231,7 +403,7 @@ class MatrixView:
         # is the smallest row index.  The plot's y axis is inverted, so row 0
         # ends up at the top of the screen.
         if len(vdims) == 1:
-            data = planes[names[0]][::-1]
+            data = planes[names[0]][::-1].copy()  # a shared plane stays the cache's
         else:
             data = np.dstack([planes[v][::-1] for v in names])
         bounds = (x0, y0, x1, y1)
@@ -270,9 +442,9 @@ class MatrixView:
                                           code=_RANGE_JS)}
         opts.update(dict(frame_width=frame_width, frame_height=frame_height,
                          invert_yaxis=True, tools=["hover"], hover_tooltips=tips,
-                         hover_formatters=formatters, hooks=[self._hook],
+                         hover_formatters=formatters, hooks=[_weak_hook(self._hook)],
                          xlabel="column", ylabel="row", title=self.title(),
-                         active_tools=["wheel_zoom"]))
+                         active_tools=["wheel_zoom"], lod=dict(ZOOM_LOD)))
         if self.norm == "symlog":
             opts["colorbar_opts"] = {"formatter": style.symlog_tick_formatter(self.linthresh)}
         return opts
@@ -287,6 +459,23 @@ class MatrixView:
         elif self.total_nonfinite:
             t += f" - {self.total_nonfinite:,} NaN/inf"
         return t
+
+
+def _weak_hook(method):
+    """A plot hook calling ``method`` while its object lives, without keeping it alive.
+
+    HoloViews keeps options (hooks included) in process-wide registries and
+    caches that outlive a view; a bound method there would keep the view,
+    its tensor and that tensor's memory map for as long.
+    """
+    ref = weakref.WeakMethod(method)
+
+    def hook(plot, element):
+        bound = ref()
+        if bound is not None:
+            bound(plot, element)
+
+    return hook
 
 
 def heatmap(tensor, agg: str = "mean", cmap=None, norm: str = "linear", clim=None, *,

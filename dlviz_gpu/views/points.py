@@ -27,6 +27,7 @@ import numpy as np
 from ..points import rasterize_points
 from ..raster import check_size
 from . import style
+from .matrix import ZOOM_LOD
 
 #: Values of ``agg``.
 AGGS = ("count", "sum", "mean", "min", "max")
@@ -492,13 +493,13 @@ class PointsView:
             return img.opts(backend="bokeh", **opts, **frame, tools=["hover"],
                             hover_tooltips=tips, hover_formatters=formatters,
                             title=self.title(), active_tools=["wheel_zoom"], xlabel="x",
-                            ylabel="y")
+                            ylabel="y", lod=dict(ZOOM_LOD))
         # unlabelled: the legend lists the categories only
         # the frame, title and axis options sit on the first layer, from where
         # HoloViews propagates them to the overlay (in every backend)
         rgb = hv.RGB(res["rgba"][::-1], bounds=bounds, kdims=kdims).opts(
             backend="bokeh", **frame, title=self.title(), xlabel="x", ylabel="y",
-            active_tools=["wheel_zoom"], legend_position="right")
+            active_tools=["wheel_zoom"], legend_position="right", lod=dict(ZOOM_LOD))
         vdims = [hv.Dimension(n, label=t) for n, t in fields]
         data = np.dstack([planes[n][::-1] for n, _ in fields])
         hover = hv.Image(data, bounds=bounds, kdims=kdims, vdims=vdims, group="Hover")
