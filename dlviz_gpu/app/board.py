@@ -4,30 +4,261 @@ A board (:class:`~dlviz_gpu.app.dashboard.Dashboard`,
 :class:`~dlviz_gpu.app.runs.RunBoard`,
 :class:`~dlviz_gpu.app.estimators.EstimatorBoard`) holds what browser
 sessions share and builds one fresh page per session with ``page()``.
+
+A served page's views are released when its browser session ends
+(:meth:`Board.session_page`): HoloViews keeps every view's options in a
+process-wide registry (``Store._custom_options``) that is emptied only when
+the view is garbage collected, and an option that refers back to its view (a
+plot hook that is a bound method of the view's state) makes the pair
+uncollectable.  Each such page would keep its views, their planes and the
+session's widgets for the life of the server.
 """
 
 from __future__ import annotations
 
+import gc
 import html
+import sys
+import threading
+import weakref
 
-__all__ = ["Board", "note"]
+__all__ = ["Board", "note", "release_views"]
+
+#: seconds between a session's end and the collection that returns its memory
+#: (several sessions closing together share one collection)
+COLLECT_DELAY_S = 2.0
 
 
 class Board:
-    """Base of the dashboards: subclasses set ``title`` and define ``page()``."""
+    """Base of the dashboards: subclasses set ``title`` and define ``page()``.
+
+    ``page()`` builds every view of a page anew for each session (nothing a
+    page shows is shared with another session), so :meth:`session_page` can
+    release a page's views when its session ends.
+    """
 
     title: str
 
     def page(self):  # pragma: no cover - every board defines it
         raise NotImplementedError
 
+    def session_page(self):
+        """``page()`` for one served session, its views released when the session ends.
+
+        Outside a served session (a notebook, a test) this is ``page()``.
+        Within one, the HoloViews option trees of the page's views (those made
+        while building it, and those it shows when the session ends) are
+        dropped from HoloViews' registry when Bokeh destroys the session
+        (15-32 s after its browser tab closed, Bokeh's default), unless a
+        still open session shows the same view; then the garbage collector
+        runs and freed heap memory is given back to the system.
+        """
+        import panel as pn
+
+        before = _custom_ids()
+        page = self.page()
+        made = _custom_ids() - before
+        doc = pn.state.curdoc
+        if doc is None or getattr(doc, "session_context", None) is None:
+            return page
+        live = self.__dict__.setdefault("_live_pages", weakref.WeakValueDictionary())
+        key = id(doc)
+        holder = _Page(page, made)
+        live[key] = holder
+
+        doc_ref = weakref.ref(doc)
+
+        def destroyed(_session_context, holder=holder, key=key, live=live):
+            live.pop(key, None)
+            _forget_session_config(doc_ref())
+            shown_elsewhere = set()
+            for other in list(live.values()):
+                shown_elsewhere |= view_ids(other.page)
+            release_views((holder.made | view_ids(holder.page)) - shown_elsewhere)
+            holder.page = None
+            _collect_soon()
+
+        doc.on_session_destroyed(destroyed)  # the document holds the page's holder
+        return page
+
     def serve(self, port: int = 0, address: str = "127.0.0.1", show: bool = False, *,
-              allow_websocket_origin=None):
-        """Serve the dashboard (see :func:`dlviz_gpu.serve`); returns the URL with ``.stop()``."""
+              allow_websocket_origin=None, warm: bool = True):
+        """Serve the dashboard (see :func:`dlviz_gpu.serve`); returns the URL with ``.stop()``.
+
+        ``warm=True`` (default) requests the page once before returning
+        (:meth:`warm_page`), so that the server's one-time work for a page
+        is done before anyone opens it.
+        """
         from ..views.output import serve
 
-        return serve(self.page, port=port, address=address, show=show,
-                     allow_websocket_origin=allow_websocket_origin, title=f"dlviz: {self.title}")
+        url = serve(self.session_page, port=port, address=address, show=False,
+                    allow_websocket_origin=allow_websocket_origin, title=f"dlviz: {self.title}")
+        if warm:
+            self.warm_page(url)
+        if show:
+            import webbrowser
+
+            webbrowser.open(url)
+        return url
+
+    def warm_page(self, url: str, timeout_s: float = 300.0) -> float | None:
+        """Request the served page once, as a browser's first request would.
+
+        The server builds and renders a whole page, so what only the first
+        page of a process needs (the modules its widgets and plots import,
+        the kernels it compiles, the tensor pages it reads) is done now and
+        not while a person waits; the session this makes has no browser and
+        ends like any unused one.  Proxies are bypassed (the server is local).
+
+        Returns
+        -------
+        float or None
+            Seconds the request took, or None when it failed (nothing else
+            happens: the first visitor then waits for that work).
+        """
+        import time
+        import urllib.request
+
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        t0 = time.perf_counter()
+        try:
+            with opener.open(str(url), timeout=timeout_s) as resp:
+                resp.read()
+        except Exception:  # noqa: BLE001 - a warm-up, never a reason to fail serving
+            return None
+        return time.perf_counter() - t0
+
+def _forget_session_config(doc) -> None:
+    """Drop Panel's per-session settings of ``doc`` (``pn.config`` set inside the session).
+
+    Panel keeps them in a ``WeakKeyDictionary`` keyed by the document; a value
+    that refers to the page (an ``exception_handler`` that is a method of a
+    page object) keeps them, and the page, as long as anything else holds the
+    destroyed document, e.g. the context of a task Panel started inside that
+    session.
+    """
+    if doc is None:
+        return
+    import panel as pn
+
+    configs = getattr(type(pn.config), "_session_config", None)
+    if configs is not None:
+        try:
+            configs.pop(doc, None)
+        except TypeError:  # not weakly referenceable: never stored
+            pass
+
+
+class _Page:
+    """A served page and the option ids made while building it (held weakly by the board)."""
+
+    __slots__ = ("page", "made", "__weakref__")
+
+    def __init__(self, page, made):
+        self.page = page
+        self.made = made
+
+
+def _custom_ids() -> set:
+    """The ids of every custom option tree HoloViews holds now (all backends)."""
+    store = sys.modules.get("holoviews.core.options")
+    if store is None:
+        return set()
+    return {i for tree in store.Store._custom_options.values() for i in tree}
+
+
+def view_ids(page) -> set:
+    """The option ids of the HoloViews objects a Panel page shows (containers, frames, elements)."""
+    if page is None:
+        return set()
+    import holoviews as hv
+    import panel as pn
+
+    ids: set = set()
+    stack = [pane.object for pane in page.select(pn.pane.HoloViews)]
+    while stack:
+        obj = stack.pop()
+        if not isinstance(obj, hv.core.dimension.LabelledData):
+            continue
+        if obj.id is not None:
+            ids.add(obj.id)
+        data = getattr(obj, "data", None)
+        if isinstance(data, dict):  # HoloMap, DynamicMap (its cached frames), Overlay, Layout
+            stack.extend(data.values())
+    return ids
+
+
+def release_views(ids) -> int:
+    """Drop the HoloViews option trees ``ids`` (every backend); returns how many were dropped.
+
+    The objects using them then get the default options; call this only for
+    views nothing will draw again.
+    """
+    store = sys.modules.get("holoviews.core.options")
+    if store is None or not ids:
+        return 0
+    Store = store.Store
+    dropped = 0
+    for tree in Store._custom_options.values():
+        for i in ids:
+            if tree.pop(i, None) is not None:
+                dropped += 1
+    for i in ids:
+        Store._weakrefs.pop(i, None)
+    # HoloViews' option lookup cache holds resolved options (the views' hooks
+    # among them) until the next option change; it is only a cache
+    for backend in list(Store._lookup_cache):
+        Store._lookup_cache[backend] = {}
+    return dropped
+
+
+_collect_lock = threading.Lock()
+_collect_pending = False
+
+
+def _collect_soon() -> None:
+    """One garbage collection and heap trim :data:`COLLECT_DELAY_S` from now, on this loop."""
+    global _collect_pending
+    with _collect_lock:
+        if _collect_pending:
+            return
+        _collect_pending = True
+    try:
+        from tornado.ioloop import IOLoop
+
+        IOLoop.current().call_later(COLLECT_DELAY_S, _collect)
+    except Exception:  # no loop: collect now
+        _collect()
+
+
+def _collect() -> None:
+    global _collect_pending
+    with _collect_lock:
+        _collect_pending = False
+    gc.collect()
+    trim_heap()
+
+
+def trim_heap() -> bool:
+    """Give freed heap memory back to the system (glibc's ``malloc_trim``); False elsewhere.
+
+    NumPy planes of a few MB come from glibc's heap once its mmap threshold
+    has grown past their size, and a heap that freed them keeps the pages
+    resident until trimmed.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        trim = getattr(libc, "malloc_trim", None)
+        if trim is None:  # musl and others
+            return False
+        trim.argtypes = [ctypes.c_size_t]
+        return bool(trim(0))
+    except OSError:
+        return False
 
 
 def note(pn, text: str):
