@@ -1,7 +1,8 @@
 """``python -m benchmarks raster [--quick] [--out DIR]``, ``python -m benchmarks views [--quick]
 [--size N] [--points N] [--out DIR]``, ``python -m benchmarks checkpoint [--quick]
 [--size-gib 4] [--shape 4096x11008] [--out DIR] [--keep FILE]``, ``python -m benchmarks demo
-[--quick] [--out DIR]`` and ``python -m benchmarks gpu --out DIR``.
+[--quick] [--out DIR]``, ``python -m benchmarks load [--quick] [--sessions N]
+[--duration S] [--out DIR]`` and ``python -m benchmarks gpu --out DIR``.
 
 The ``gpu`` path imports only numpy, numba(-cuda), torch and cupy: nothing of
 Datashader, xarray, psutil or tqdm is imported here at module level.
@@ -88,6 +89,21 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--out", default=DEFAULT_OUT, help="folder for the JSON (default: %(default)s)")
     w.add_argument("--batch", type=int, default=512, help="batch size (default: %(default)s)")
 
+    ld = sub.add_parser("load", help="N headless Chromium sessions zooming a served 8192^2 "
+                                     "checkpoint at once: wheel-to-picture, unanswered "
+                                     "turns, isolation, first page, server memory")
+    ld.add_argument("--quick", action="store_true", help="3 sessions, 20 s of zooming")
+    ld.add_argument("--out", default=DEFAULT_OUT, help="folder for the JSON (default: %(default)s)")
+    ld.add_argument("--sessions", type=int, default=None,
+                    help="browser sessions at once (default 10, 3 with --quick)")
+    ld.add_argument("--duration", type=float, default=None,
+                    help="seconds each session zooms (default 60, 20 with --quick)")
+    ld.add_argument("--size", type=int, default=None,
+                    help="side of the zoomed float32 matrix (default 8192)")
+    ld.add_argument("--after", type=float, default=None,
+                    help="seconds the server's memory is followed after the pages close "
+                         "(default 60)")
+
     g = sub.add_parser("gpu", help="the GPU check: compile, compare with the CPU, time vs torch")
     g.add_argument("--out", default=DEFAULT_OUT, help="folder for the JSON (default: %(default)s)")
     g.add_argument("--quick", action="store_true", help="fewer dtypes and repeats")
@@ -139,6 +155,11 @@ def main(argv=None) -> int:
         from .watch import run as run_watch
 
         return run_watch(out_dir=args.out, quick=args.quick, batch=args.batch)
+    if args.suite == "load":
+        from .load import run as run_load
+
+        return run_load(out_dir=args.out, quick=args.quick, sessions=args.sessions,
+                        duration_s=args.duration, side=args.size, after_s=args.after)
     from .gpu import run as run_gpu
 
     return run_gpu(out_dir=args.out, quick=args.quick, sim_smoke=args.sim_smoke,
