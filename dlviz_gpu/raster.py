@@ -219,20 +219,28 @@ class Raster:
         a, b = self.to_host(), other.to_host()
         na, nb = a._raw("count"), b._raw("count")
         # planes that simply add: counts, sums, per-category counts
-        out = {name: a._raw(name) + b._raw(name)
-               for name in ("count", "nan_count", "sum", "count_cat") if name in a._planes}
+        with np.errstate(over="ignore", invalid="ignore"):   # sums near float64's limit
+            out = {name: a._raw(name) + b._raw(name)
+                   for name in ("count", "nan_count", "sum", "count_cat") if name in a._planes}
         if "min" in a._planes:
             out["min"] = np.fmin(a._raw("min"), b._raw("min"))
             out["max"] = np.fmax(a._raw("max"), b._raw("max"))
         if "m2" in a._planes:
             n = na + nb
-            with np.errstate(invalid="ignore", divide="ignore"):
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
                 ma = a._raw("sum") / np.maximum(na, 1)
                 mb = b._raw("sum") / np.maximum(nb, 1)
                 delta = mb - ma
                 extra = np.where((na > 0) & (nb > 0),
                                  delta * delta * (na * (nb / np.maximum(n, 1))), 0.0)
-            out["m2"] = a._raw("m2") + b._raw("m2") + extra
+                m2 = a._raw("m2") + b._raw("m2") + extra
+            # A sum that overflowed (values near the float64 limit) leaves an
+            # infinite mean, as in NumPy, whose std is then inf: never NaN.
+            # The kernels give m2 = inf for such a pixel too, so merging stays
+            # one pass over both parts.
+            overflow = (n > 0) & ~np.isfinite(out["sum"])
+            m2[np.isnan(m2) | overflow] = np.inf
+            out["m2"] = m2
         attrs = dict(self.attrs)
         for key, value in other.attrs.items():
             if isinstance(value, (int, np.integer)) and isinstance(attrs.get(key), (int, np.integer)):

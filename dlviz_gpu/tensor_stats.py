@@ -245,9 +245,26 @@ def _line_stats(matrix, axis: int, n: int, backend: str, want_minmax: bool) -> d
 
 def _sum_squares(count, total, m2):
     """Sum of squares per line: ``m2 + count * mean**2`` (0 for empty lines)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         mean = np.where(count > 0, total / np.maximum(count, 1), 0.0)
-    return m2 + count * mean * mean
+        return m2 + count * mean * mean
+
+
+def _total(values: np.ndarray) -> float:
+    """Sum of per-line sums, without overflowing on the way to a finite total.
+
+    A plain sum first; if it is not finite while every term is, the terms are
+    scaled by a power of two (exact) so that partial sums cannot overflow, and
+    the total scaled back: it is +-inf only when the true total is beyond
+    float64.  Infinite terms (lines whose own sum overflowed) give +-inf, or
+    NaN when they have both signs.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        plain = float(values.sum())
+        if math.isfinite(plain) or not np.isfinite(values).all():
+            return plain
+        e = math.frexp(float(np.abs(values).max()))[1]
+        return float(np.ldexp(np.ldexp(values, -e).sum(), e))
 
 
 def _top(norms: np.ndarray, k: int) -> list:
@@ -332,16 +349,26 @@ def describe(tensor, layout: str = "auto", top: int = 5, backend: str = "auto") 
     if finite:
         has = n_i > 0
         n, s, m2 = n_i[has].astype(np.float64), s_i[has], m2_i[has]
-        mean = float(s.sum() / finite)
-        # Chan's merge of the lines: M2 = sum M2_i + sum n_i (mean_i - mean)^2
-        d = s / n - mean
-        std = math.sqrt(max(float(m2.sum() + (n * d * d).sum()), 0.0) / finite)
+        mean = _total(s) / finite
+        if math.isfinite(mean):
+            # Chan's merge of the lines: M2 = sum M2_i + sum n_i (mean_i - mean)^2;
+            # every term is >= 0 or inf (a spread beyond float64, as in NumPy)
+            with np.errstate(over="ignore", invalid="ignore"):
+                d = s / n - mean
+                total_m2 = float(m2.sum() + (n * d * d).sum())
+            std = math.sqrt(max(total_m2, 0.0) / finite) if total_m2 == total_m2 else math.inf
+        else:
+            # the sum overflows float64: the mean is +-inf (NaN when lines
+            # overflow both ways), and the std inf, as NumPy reports them
+            std = math.inf
         vmin = float(by_line["min"][has].min())
         vmax = float(by_line["max"][has].max())
         max_abs = max(abs(vmin), abs(vmax))
     else:
         mean = std = vmin = vmax = max_abs = math.nan
     zeros = int(hist.counts[0])
+    with np.errstate(over="ignore"):        # inf beyond float64, as NumPy's norm
+        fro = float(math.sqrt(float(first_sq.sum())))
 
     return TensorStats(
         shape=tuple(int(k) for k in matrix.source_shape), matrix_shape=(rows, cols),
@@ -349,6 +376,6 @@ def describe(tensor, layout: str = "auto", top: int = 5, backend: str = "auto") 
         nan=int(hist.nan), posinf=int(hist.posinf), neginf=int(hist.neginf),
         mean=mean, std=std, min=vmin, max=vmax, max_abs=max_abs,
         zeros=zeros, zero_fraction=zeros / size,
-        fro_norm=float(math.sqrt(float(first_sq.sum()))),
+        fro_norm=fro,
         row_norms=row_norms, col_norms=col_norms,
         top_rows=_top(row_norms, top), top_cols=_top(col_norms, top))

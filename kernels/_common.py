@@ -240,6 +240,73 @@ def axis_ranges(n, lo, hi, npix, origin=0):
     return edges[:-1].copy(), edges[1:].copy()
 
 
+def make_exact_moments(element):
+    """Count, sum and m2 of a block of elements, free of intermediate overflow.
+
+    The kernels' fast paths keep shifted sums and sums of squares in float64,
+    which overflow once values pass about 1e154 (a square beyond 1.8e308);
+    ``inf - inf`` then turns a finite answer into NaN.  This is their rare
+    path for a pixel (or row) whose result came out NaN or infinite: the
+    finite elements are read again, scaled by a power of two ``2**-e`` (exact)
+    so that the largest is below 1, summed, and their squared deviations from
+    the mean summed (two passes, so no cancellation), and the results scaled
+    back.  The sum is then exact up to float64 rounding unless the true sum
+    overflows (``+-inf``); ``m2`` is ``inf`` when the true sum of squared
+    deviations, or the sum (NumPy's mean is then infinite, and so its
+    ``std``), exceeds float64.  Never NaN.
+
+    Parameters
+    ----------
+    element : function ``(src, ctx, r, c) -> float64``
+        Element ``(r, c)`` of the block, decoded (a jitted CPU or CUDA device
+        function).
+
+    Returns
+    -------
+    function ``(src, ctx, r0, r1, c0, c1) -> (n, total, m2)``
+        Plain Python, to be compiled with ``numba.njit(inline="always")`` or
+        :func:`cuda_device`, over rows ``r0 <= r < r1`` and columns
+        ``c0 <= c < c1``; ``n`` counts the finite elements.
+    """
+    def exact_moments(src, ctx, r0, r1, c0, c1):
+        n = 0
+        big = 0.0
+        for r in range(r0, r1):
+            for c in range(c0, c1):
+                v = element(src, ctx, r, c)
+                if math.isfinite(v):
+                    n += 1
+                    a = abs(v)
+                    big = a if a > big else big
+        if n == 0:
+            return 0, 0.0, 0.0
+        e = math.frexp(big)[1] if big > 0.0 else 0
+        s = 0.0
+        for r in range(r0, r1):
+            for c in range(c0, c1):
+                v = element(src, ctx, r, c)
+                if math.isfinite(v):
+                    s += math.ldexp(v, -e)
+        mean = s / n
+        q = 0.0
+        for r in range(r0, r1):
+            for c in range(c0, c1):
+                v = element(src, ctx, r, c)
+                if math.isfinite(v):
+                    d = math.ldexp(v, -e) - mean
+                    q += d * d
+        # scale back by 2**e in two exact steps: a product that overflows is
+        # inf, where math.ldexp would raise (plain Python: the CUDA simulator)
+        h = e // 2
+        up1 = math.ldexp(1.0, h)
+        up2 = math.ldexp(1.0, e - h)
+        total = (s * up1) * up2
+        m2 = (((q * up1) * up2) * up1) * up2 if math.isfinite(total) else math.inf
+        return n, total, m2
+
+    return exact_moments
+
+
 def cuda_device(pyfunc):
     """Compile a helper of this module for the CUDA target (inside GPU paths only)."""
     from numba import cuda

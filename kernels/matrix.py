@@ -38,7 +38,7 @@ from numba import prange
 
 from . import _layout
 from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, cached_factory_kernel, decode_bf16,
-                      decode_bf16_f32, decode_f16, decode_f16_f32)
+                      decode_bf16_f32, decode_f16, decode_f16_f32, make_exact_moments)
 from ._parallel import serialised
 
 # numba.cuda, imported by _import_cuda() on the first GPU call only.  It must
@@ -216,7 +216,12 @@ def _cpu_kernel(decode: int, lane_dtype: str, contiguous: bool, want_minmax: boo
         for r in range(r0, r1):
             base = offset + _axis_offset(rax, r)
             for j in range(width):
-                v = dec(flat[base + coff[j]])
+                raw = flat[base + coff[j]]
+                v = dec(raw)
+                # min/max in the lane type, as on the contiguous path: the
+                # float64 of an int64 near 2**63 rounds to 2**63, which an
+                # int64 lane cannot hold (it would wrap to -2**63)
+                lv = lane(raw)
                 if r == r0:
                     if M2:
                         d = v - k[j]
@@ -225,8 +230,8 @@ def _cpu_kernel(decode: int, lane_dtype: str, contiguous: bool, want_minmax: boo
                     else:
                         a[j] = v
                     if MINMAX:
-                        mn[j] = v
-                        mx[j] = v
+                        mn[j] = lv
+                        mx[j] = lv
                 else:
                     if M2:
                         d = v - k[j]
@@ -235,8 +240,8 @@ def _cpu_kernel(decode: int, lane_dtype: str, contiguous: bool, want_minmax: boo
                     else:
                         a[j] += v
                     if MINMAX:
-                        mn[j] = v if v < mn[j] else mn[j]
-                        mx[j] = v if v > mx[j] else mx[j]
+                        mn[j] = lv if lv < mn[j] else mn[j]
+                        mx[j] = lv if lv > mx[j] else mx[j]
 
     @numba.njit
     def _slow_column(flat, offset, rax, r0, r1, coloff):
@@ -304,6 +309,16 @@ def _cpu_kernel(decode: int, lane_dtype: str, contiguous: bool, want_minmax: boo
             if v - v == 0.0:
                 return v
         return 0.0
+
+    @numba.njit(inline="always")
+    def _element(flat, ctx, r, c):
+        offset, rax, cax = ctx
+        return dec(flat[offset + _axis_offset(rax, r) + _axis_offset(cax, c)])
+
+    # a pixel whose sum or m2 came out NaN/inf (values beyond ~1e154) is
+    # recomputed from its elements without intermediate overflow; inlined,
+    # so its machine code carries this combination's name
+    _exact_moments = numba.njit(inline="always")(make_exact_moments(_element))
 
     @numba.njit
     def _task(flat, offset, rax, cax, r0, r1, p0, p1, cstart, cend,
@@ -401,11 +416,20 @@ def _cpu_kernel(decode: int, lane_dtype: str, contiguous: bool, want_minmax: boo
             n = pn[lp]
             count[yy, xx] = n
             nan_count[yy, xx] = nrows * (cend[pp] - cstart[pp]) - n
+            m2 = 0.0
             if M2:
-                sums[yy, xx] = ps[lp] + n * pk[lp]
-                m2s[yy, xx] = max(pq[lp] - ps[lp] * ps[lp] / n, 0.0) if n > 0 else 0.0
+                total = ps[lp] + n * pk[lp]
+                if n > 0:
+                    m2 = pq[lp] - ps[lp] * ps[lp] / n
             else:
-                sums[yy, xx] = ps[lp]
+                total = ps[lp]
+            if not (total - total == 0.0 and m2 - m2 == 0.0):
+                # overflow somewhere (|values| beyond ~1e154): the rare exact path
+                _, total, m2 = _exact_moments(flat, (offset, rax, cax), r0, r1,
+                                              cstart[pp], cend[pp])
+            sums[yy, xx] = total
+            if M2:
+                m2s[yy, xx] = m2 if m2 > 0.0 else 0.0
             if MINMAX:
                 mins[yy, xx] = plo[lp] if n > 0 else np.nan
                 maxs[yy, xx] = phi[lp] if n > 0 else np.nan
@@ -515,6 +539,13 @@ def _cuda_kernel(decode: int, want_minmax: bool, want_m2: bool):
         return (i // (k2 * k3)) * t1 + ((i // k3) % k2) * t2 + (i % k3) * t3
     axis_off = cuda_device(_axis_off)
 
+    def _element(flat, ctx, r, c):
+        offset, rax, cax = ctx
+        return dec(flat[offset + axis_off(rax[0], rax[1], rax[2], rax[3], rax[4], r)
+                        + axis_off(cax[0], cax[1], cax[2], cax[3], cax[4], c)])
+    # the rare exact path of a pixel whose sum or m2 overflowed (as on the CPU)
+    exact_moments = cuda_device(make_exact_moments(cuda_device(_element)))
+
     @cuda.jit
     def kernel(flat, offset, rax, cax, rstart, rend, cstart, cend, bp0, bp1,
                py_base, hphys, flip_rows, flip_cols, transposed,
@@ -600,12 +631,20 @@ def _cuda_kernel(decode: int, want_minmax: bool, want_m2: bool):
             ni = np.int64(n)
             count[yy, xx] = ni
             nan_count[yy, xx] = (r1 - r0) * (cend[pp] - cstart[pp]) - ni
-            sums[yy, xx] = sh_s[t]
+            total = sh_s[t]
+            m2 = 0.0
+            if M2 and n > 0.0:
+                m2 = sh_sq[t] - sh_sd[t] * sh_sd[t] / n
+            if not (math.isfinite(total) and math.isfinite(m2)):
+                # overflow somewhere (|values| beyond ~1e154): the rare exact path
+                _, total, m2 = exact_moments(flat, (offset, rax, cax), r0, r1, cstart[pp],
+                                             cend[pp])
+            sums[yy, xx] = total
             if MINMAX:
                 mins[yy, xx] = sh_lo[t] if n > 0.0 else math.nan
                 maxs[yy, xx] = sh_hi[t] if n > 0.0 else math.nan
             if M2:
-                m2s[yy, xx] = max(sh_sq[t] - sh_sd[t] * sh_sd[t] / n, 0.0) if n > 0.0 else 0.0
+                m2s[yy, xx] = m2 if m2 > 0.0 else 0.0
 
     return kernel
 

@@ -57,7 +57,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._common import DECODE_BF16, DECODE_F16, DECODE_NATIVE, decode_value
+from ._common import DECODE_BF16, DECODE_F16, DECODE_NATIVE, decode_value, make_exact_moments
 from ._parallel import parallel_jit
 
 __all__ = ["moments_cpu", "FIELDS", "DECODE_NATIVE", "DECODE_BF16", "DECODE_F16"]
@@ -73,6 +73,22 @@ _FAST = {"reassoc", "contract", "nsz"}     # never nnan / ninf: NaN and inf must
 
 
 _value = decode_value    # one element as float64
+
+
+@numba.njit(inline="always", cache=True)
+def _element(x, decode, r, c):
+    return _value(x[r, c], decode)
+
+
+# A row whose shifted sums overflow (values beyond ~1e154) is summed again
+# without intermediate overflow (_common.make_exact_moments).
+_exact_row = numba.njit(inline="always", cache=True)(make_exact_moments(_element))
+
+
+@numba.njit(cache=True)
+def _exact_all(x, decode, nrows, ncols):
+    # the whole tensor through the same exact path (rare: a row's sum overflowed)
+    return _exact_row(x, decode, 0, nrows, 0, ncols)
 
 
 @numba.njit(fastmath=_FAST, cache=True)
@@ -188,6 +204,16 @@ def _moments(x, p, decode, has_prev, want_rows, ntasks, parts, rowmax):
                 rnn = buf[7]
                 rpi = buf[8]
                 rni = buf[9]
+            rmean = 0.0
+            rm2 = 0.0
+            if rn > 0:
+                rmean = s / rn                          # of the shifted values
+                rm2 = ss - s * rmean
+                rmean += shift
+                if not (math.isfinite(rmean) and math.isfinite(rm2)):
+                    _, total, rm2 = _exact_row(x, decode, i, i + 1, 0, ncols)
+                    rmean = total / rn
+                rm2 = max(rm2, 0.0)
             if want_rows:
                 if rnn > 0:
                     rowmax[i] = np.nan
@@ -196,13 +222,18 @@ def _moments(x, p, decode, has_prev, want_rows, ntasks, parts, rowmax):
                 else:
                     rowmax[i] = max(abs(rmn), abs(rmx)) if rn > 0 else 0.0
             if rn > 0:
-                rmean = s / rn                          # of the shifted values
-                rm2 = max(ss - s * rmean, 0.0)
-                rmean += shift
                 tot = n + rn
-                delta = rmean - mean
-                mean += delta * rn / tot
-                m2 += rm2 + delta * delta * n * rn / tot
+                if n == 0:
+                    # (not the update below: inf * 0 when the mean squared overflows)
+                    mean = rmean
+                    m2 = rm2
+                else:
+                    delta = rmean - mean
+                    if math.isfinite(delta):
+                        mean += delta * rn / tot
+                    else:    # means of opposite signs near the float64 limit
+                        mean = mean * (n / tot) + rmean * (rn / tot)
+                    m2 += rm2 + delta * delta * n * rn / tot
                 n = tot
                 mn = min(mn, rmn)
                 mx = max(mx, rmx)
@@ -211,6 +242,10 @@ def _moments(x, p, decode, has_prev, want_rows, ntasks, parts, rowmax):
             pi += rpi
             ni += rni
             dd += rdd
+        if not math.isfinite(mean) or m2 != m2:
+            # a row's sum overflowed: the mean is +-inf (or NaN when rows
+            # overflowed both ways), and the spread, as NumPy reports it, inf
+            m2 = np.inf
         parts[t, _N] = n
         parts[t, _MEAN] = mean
         parts[t, _M2] = m2
@@ -230,16 +265,26 @@ def _merge(parts: np.ndarray, numel: int) -> np.ndarray:
         if rn == 0:
             continue
         tot = n + rn
-        delta = row[_MEAN] - mean
-        mean += delta * rn / tot
-        m2 += row[_M2] + delta * delta * n * rn / tot
+        if n == 0:
+            mean, m2 = row[_MEAN], row[_M2]
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):
+                delta = row[_MEAN] - mean
+                if math.isfinite(delta):
+                    mean += delta * rn / tot
+                else:    # means of opposite signs near the float64 limit (or one infinite)
+                    mean = mean * (n / tot) + row[_MEAN] * (rn / tot)
+                m2 += row[_M2] + delta * delta * n * rn / tot
         n = tot
+    if n and (not math.isfinite(mean) or m2 != m2):
+        m2 = math.inf          # as in the tasks: an overflowed sum, NumPy's std is inf
     out = np.empty(len(FIELDS))
     out[0] = numel
     out[1] = n
     out[2] = mean if n else np.nan
     out[3] = m2
-    out[4] = m2 + n * mean * mean
+    with np.errstate(over="ignore"):
+        out[4] = m2 + n * mean * mean
     out[5] = parts[:, _MIN].min() if len(parts) else np.inf
     out[6] = parts[:, _MAX].max() if len(parts) else -np.inf
     out[7] = parts[:, _ZEROS].sum()
@@ -302,4 +347,14 @@ def moments_cpu(x: np.ndarray, prev: np.ndarray | None = None, decode: int = DEC
     if nrows and ncols:
         _moments(x, p, decode, has_prev, rows, ntasks, parts, rowmax)
     out = _merge(parts, nrows * ncols)
+    if out[1] and not math.isfinite(out[2]):
+        # Some row's sum overflowed float64 (values near its limits).  The
+        # rows' means cannot be merged then; one more pass over the whole
+        # tensor, scaled so that nothing overflows on the way, gives the mean
+        # (+-inf only when the true sum is beyond float64) and m2.
+        _, total, m2 = _exact_all(x, decode, np.int64(nrows), np.int64(ncols))
+        with np.errstate(over="ignore"):
+            out[2] = total / out[1]
+            out[3] = m2
+            out[4] = m2 + out[1] * out[2] * out[2]
     return (out, rowmax) if rows else out

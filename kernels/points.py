@@ -73,7 +73,7 @@ import numpy as np
 from numba import prange
 
 from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, cached_factory_kernel, decode_bf16,
-                      decode_bf16_f32, decode_f16, decode_f16_f32, window_problem)
+                      decode_bf16_f32, decode_f16, decode_f16_f32, decode_value, window_problem)
 from ._parallel import parallel_jit, serialised
 
 # numba.cuda, imported by _import_cuda() on the first GPU call only.  It must
@@ -499,6 +499,40 @@ def _sum_last_axis(cat, out):
         out[j] = s
 
 
+@numba.njit(cache=True)
+def _exact_sums(xb, xo, xst, xdec, yb, yo, yst, ydec, vb, vo, vst, vdec, n,
+                x0, x1, y0, y1, w, h, flagged, sums):
+    """Recompute the sums of the ``flagged`` pixels without overflowing on the way (rare path).
+
+    A pixel's running sum overflows to +-inf (or NaN, +inf meeting -inf)
+    when its values pass about 1e308 on the way, even if their total is
+    finite.  Two more passes over the points, for the flagged pixels only:
+    the largest binary exponent of each pixel's values, then the values
+    scaled by it (a power of two: exact) summed, and scaled back.  The sum
+    is then +-inf only when the true total is beyond float64.
+    """
+    npix = w * h
+    expo = np.full(npix, -2000, np.int64)
+    for i in range(n):
+        p = _pixel_index(decode_value(xb[xo + i * xst], xdec),
+                         decode_value(yb[yo + i * yst], ydec), x0, x1, y0, y1, w, h)
+        if p < npix and flagged[p]:
+            v = decode_value(vb[vo + i * vst], vdec)
+            if v - v == 0.0 and v != 0.0:
+                expo[p] = max(expo[p], math.frexp(abs(v))[1])
+    acc = np.zeros(npix)
+    for i in range(n):
+        p = _pixel_index(decode_value(xb[xo + i * xst], xdec),
+                         decode_value(yb[yo + i * yst], ydec), x0, x1, y0, y1, w, h)
+        if p < npix and flagged[p]:
+            v = decode_value(vb[vo + i * vst], vdec)
+            if v - v == 0.0:
+                acc[p] += math.ldexp(v, -expo[p])
+    for p in range(npix):
+        if flagged[p]:
+            sums[p] = math.ldexp(acc[p], expo[p])
+
+
 def _check_args(x, y, value, category, n, x_range, y_range, width, height, n_categories):
     x0, x1 = float(x_range[0]), float(x_range[1])
     y0, y1 = float(y_range[0]), float(y_range[1])
@@ -660,6 +694,11 @@ def points_stats_cpu(x: Column, y: Column, value: Column | None, category: Colum
                 bins = _merge_counts(*main_planes, npix, count)
             counters["outside"] = int(bins[0])
             counters["nonfinite_xy"] = int(bins[1])
+            if has_value and not np.isfinite(sums).all():
+                flagged = (count > 0) & ~np.isfinite(sums)
+                if flagged.any():      # values near float64's limits overflowed on the way
+                    _exact_sums(*head[:3], np.int64(x.decode), *head[3:], np.int64(y.decode),
+                                *vcol, np.int64(value.decode), *window, flagged, sums)
         if grp is not None:
             bins = _merge_cats(*cat_planes, npix, kgi, k0, cat)
             if not primary:
@@ -958,6 +997,41 @@ def _cuda_kernel(xdec: int, ydec: int, vdec: int, has_value: bool, has_cat: bool
 
 
 @functools.lru_cache(maxsize=None)
+def _cuda_exact_kernel(xdec: int, ydec: int, vdec: int):
+    """The rare exact pass of the value sums on the GPU (see :func:`_exact_sums`)."""
+    _import_cuda()
+    from ._common import cuda_device
+
+    make = _cuda_decoders()
+    decx, decy, decv = make(xdec), make(ydec), make(vdec)
+    pix = cuda_device(pixel_index)
+
+    @cuda.jit
+    def kernel(xb, xo, xst, yb, yo, yst, vb, vo, vst, n, x0, x1, y0, y1, w, h, phase,
+               expo, acc):
+        # expo[p] > UNFLAGGED marks a flagged pixel; phase 0 raises it to the
+        # largest exponent of the pixel's values, phase 1 adds them scaled by it
+        npix = w * h
+        for i in range(cuda.grid(1), n, cuda.gridsize(1)):
+            p = pix(decx(xb[xo + i * xst]), decy(yb[yo + i * yst]), x0, x1, y0, y1, w, h)
+            if p < npix and expo[p] > _UNFLAGGED:
+                v = decv(vb[vo + i * vst])
+                if math.isfinite(v):
+                    if phase == 0:
+                        if v != 0.0:
+                            cuda.atomic.max(expo, p, np.int64(math.frexp(abs(v))[1]))
+                    else:
+                        cuda.atomic.add(acc, p, math.ldexp(v, -int(expo[p])))
+
+    return kernel
+
+
+# exponent sentinels of the exact pass: not flagged / flagged, no value seen yet
+_UNFLAGGED = -100000
+_FLAGGED = -2000
+
+
+@functools.lru_cache(maxsize=None)
 def _cuda_helpers():
     """Fill, finalize and category-sum kernels (compiled on first use)."""
     _import_cuda()
@@ -976,6 +1050,26 @@ def _cuda_helpers():
                 maxs[i] = math.nan
 
     @cuda.jit
+    def flag_sums(count, sums, expo, extra):
+        # pixels whose sum overflowed on the way (values near float64's limits)
+        for i in range(cuda.grid(1), count.size, cuda.gridsize(1)):
+            if count[i] > 0 and not math.isfinite(sums[i]):
+                expo[i] = _FLAGGED
+                cuda.atomic.add(extra, 3, 1)
+            else:
+                expo[i] = _UNFLAGGED
+
+    @cuda.jit
+    def fix_sums(expo, acc, sums):
+        for i in range(cuda.grid(1), sums.size, cuda.gridsize(1)):
+            e = expo[i]
+            if e > _UNFLAGGED:
+                # times 2**e in two exact steps: inf on overflow (math.ldexp
+                # would raise under the simulator)
+                h = int(e) // 2
+                sums[i] = (acc[i] * math.ldexp(1.0, h)) * math.ldexp(1.0, int(e) - h)
+
+    @cuda.jit
     def sum_cats(cat, k, count):
         for i in range(cuda.grid(1), count.size, cuda.gridsize(1)):
             s = 0
@@ -983,7 +1077,7 @@ def _cuda_helpers():
                 s += cat[i * k + r]
             count[i] = s
 
-    return fill, finalize, sum_cats
+    return fill, finalize, sum_cats, flag_sums, fix_sums
 
 
 def _launch(size: int, cap: int = CUDA_MAX_BLOCKS) -> tuple[int, int]:
@@ -1049,7 +1143,7 @@ def points_stats_cuda(x: Column, y: Column, value: Column | None, category: Colu
     has_value = value is not None
     minmax = has_value and bool(want_minmax)
     has_cat = category is not None
-    fill, finalize, sum_cats = _cuda_helpers()
+    fill, finalize, sum_cats, flag_sums, fix_sums = _cuda_helpers()
     counters = {"outside": 0, "nonfinite_xy": 0, "bad_category": 0}
 
     def zeros(size, dtype, value=0):
@@ -1063,7 +1157,7 @@ def points_stats_cuda(x: Column, y: Column, value: Column | None, category: Colu
     mins = zeros(npix if minmax else 1, np.float64, np.inf)
     maxs = zeros(npix if minmax else 1, np.float64, -np.inf)
     cat = zeros(npix * k if has_cat else 1, np.int64)
-    extra = zeros(3, np.int64)
+    extra = zeros(4, np.int64)      # outside, non-finite x/y, bad codes, overflowed sums
     if has_cat and k == 0:
         counters["bad_category"] = n
         has_cat = False
@@ -1083,7 +1177,21 @@ def points_stats_cuda(x: Column, y: Column, value: Column | None, category: Colu
             finalize[_launch(npix)](count, mins, maxs)
         if has_cat and not has_value:
             sum_cats[_launch(npix)](cat, np.int64(k), count)
+        if has_value:
+            expo = cuda.device_array(npix, np.int64)
+            flag_sums[_launch(npix)](count, sums, expo, extra)
         ex = extra.copy_to_host()
+        if has_value and ex[3]:
+            # the rare exact pass: two more passes over the points, flagged pixels only
+            acc = zeros(npix, np.float64)
+            exact = _cuda_exact_kernel(x.decode, y.decode, value.decode)
+            for phase in (0, 1):
+                for m, ((xb, xo, xs), (yb, yo, ys), (vb, vo, vs)) in \
+                        _device_chunks([x, y, value], n):
+                    exact[_launch(m)](xb, xo, xs, yb, yo, ys, vb, vo, vs, np.int64(m), x0, x1,
+                                      y0, y1, np.int64(w), np.int64(h), np.int64(phase), expo,
+                                      acc)
+            fix_sums[_launch(npix)](expo, acc, sums)
         counters["outside"] = int(ex[0])
         counters["nonfinite_xy"] = int(ex[1])
         if has_cat:

@@ -117,6 +117,7 @@ CUDA_STREAM_BYTES = 256 << 20
 
 _I64_MAX = np.iinfo(np.int64).max
 _I64_MIN = np.iinfo(np.int64).min
+_LOW63 = np.int64(0x7FFFFFFFFFFFFFFF)
 
 # partial-result layout: fpart[s] = (first, last, min, max) values,
 # ipart[s] = (first_index, last_index, min_index, max_index, count, nan_count)
@@ -447,24 +448,29 @@ def _ema_args(smoothing, ema_state):
 
 
 def _key_params(buffer, decode):
-    """(integer view of the buffer, is_float, exponent mask, magnitude mask, unsigned flip).
+    """(integer view of the buffer, is_float, exponent mask, magnitude mask, unsigned flip,
+    round64).
 
     Floats are compared through an order-preserving integer key of their
     bits; integers through their value (uint64 with its top bit flipped).
+    64-bit integers (``round64``) through the key of their float64 value:
+    every sample is a float64 number (the contract), and two int64 values
+    that round to the same float64 (beyond 2**53) tie, so the earliest wins,
+    as on the GPU and in the reference.
     """
     dt = buffer.dtype
     if decode in (DECODE_BF16, DECODE_F16):
         e = 0x7F80 if decode == DECODE_BF16 else 0x7C00
-        return buffer.view(np.int16), True, e, 0x7FFF, 0
+        return buffer.view(np.int16), True, e, 0x7FFF, 0, False
     if dt == np.float32:
-        return buffer.view(np.int32), True, 0x7F800000, 0x7FFFFFFF, 0
+        return buffer.view(np.int32), True, 0x7F800000, 0x7FFFFFFF, 0, False
     if dt == np.float64:
-        return buffer.view(np.int64), True, 0x7FF0000000000000, 0x7FFFFFFFFFFFFFFF, 0
+        return buffer.view(np.int64), True, 0x7FF0000000000000, 0x7FFFFFFFFFFFFFFF, 0, False
     if dt.kind == "b":
-        return buffer.view(np.uint8), False, 0, 0, 0
+        return buffer.view(np.uint8), False, 0, 0, 0, False
     if dt.kind in "iu":
         flip = _I64_MIN if dt == np.uint64 else 0
-        return buffer, False, 0, 0, flip
+        return buffer, False, 0, 0, flip, dt.itemsize == 8
     raise TypeError(f"buffer: expected a float, integer or bool buffer; got dtype {dt}")
 
 
@@ -485,7 +491,12 @@ def _fkey(x, mag):
 
 
 @numba.njit(inline="always", cache=True)
-def _ikey(x, flip):
+def _ikey(x, flip, round64):
+    if round64:
+        # the order-preserving key of the float64 the sample rounds to
+        b = np.float64(x).view(np.int64)
+        s = b >> 63
+        return ((b & _LOW63) ^ s) - s
     return np.int64(x) ^ flip
 
 
@@ -506,9 +517,15 @@ def _fblock(bb, ex, mag):
 
 
 @numba.njit(cache=True)
-def _iblock(bb, flip):
+def _iblock(bb, flip, round64):
     kmin = _I64_MAX
     kmax = _I64_MIN
+    if round64:
+        for j in range(bb.size):
+            k = _ikey(bb[j], flip, True)
+            kmin = k if k < kmin else kmin
+            kmax = k if k > kmax else kmax
+        return kmin, kmax
     for j in range(bb.size):
         k = np.int64(bb[j]) ^ flip
         kmin = k if k < kmin else kmin
@@ -517,7 +534,7 @@ def _iblock(bb, flip):
 
 
 @numba.njit(cache=True)
-def _find(bb, target, is_float, mag, flip):
+def _find(bb, target, is_float, mag, flip, round64):
     # First j with key(bb[j]) == target; 32 at a time (the count vectorises).
     n = bb.size
     for b0 in range(0, n, 32):
@@ -528,18 +545,18 @@ def _find(bb, target, is_float, mag, flip):
                 c += _fkey(h[j], mag) == target
         else:
             for j in range(h.size):
-                c += _ikey(h[j], flip) == target
+                c += _ikey(h[j], flip, round64) == target
         if c:
             for j in range(h.size):
-                k = _fkey(h[j], mag) if is_float else _ikey(h[j], flip)
+                k = _fkey(h[j], mag) if is_float else _ikey(h[j], flip, round64)
                 if k == target:
                     return b0 + j
     return -1
 
 
 @numba.njit(cache=True)
-def _segment_raw(flat, bits, offset, stride, lo, hi, is_float, ex, mag, flip, decode,
-                 fout, iout):
+def _segment_raw(flat, bits, offset, stride, lo, hi, is_float, ex, mag, flip, round64,
+                 decode, fout, iout):
     cnt = 0
     fi = np.int64(-1)
     li = np.int64(-1)
@@ -555,7 +572,7 @@ def _segment_raw(flat, bits, offset, stride, lo, hi, is_float, ex, mag, flip, de
                 nf, bmin, bmax = _fblock(bb, ex, mag)
             else:
                 nf = 0
-                bmin, bmax = _iblock(bb, flip)
+                bmin, bmax = _iblock(bb, flip, round64)
             if nf == 0:
                 # every sample finite: whole-block bookkeeping, search only on improvement
                 cnt += b1 - b0
@@ -564,10 +581,10 @@ def _segment_raw(flat, bits, offset, stride, lo, hi, is_float, ex, mag, flip, de
                 li = b1 - 1
                 if mni < 0 or bmin < kmin:
                     kmin = bmin
-                    mni = b0 + _find(bb, bmin, is_float, mag, flip)
+                    mni = b0 + _find(bb, bmin, is_float, mag, flip, round64)
                 if mxi < 0 or bmax > kmax:
                     kmax = bmax
-                    mxi = b0 + _find(bb, bmax, is_float, mag, flip)
+                    mxi = b0 + _find(bb, bmax, is_float, mag, flip, round64)
                 continue
             for j in range(b1 - b0):
                 x = bb[j]
@@ -593,7 +610,7 @@ def _segment_raw(flat, bits, offset, stride, lo, hi, is_float, ex, mag, flip, de
                     continue
                 k = _fkey(x, mag)
             else:
-                k = _ikey(x, flip)
+                k = _ikey(x, flip, round64)
             cnt += 1
             if fi < 0:
                 fi = i
@@ -616,21 +633,21 @@ def _segment_raw(flat, bits, offset, stride, lo, hi, is_float, ex, mag, flip, de
 
 
 @parallel_jit(cache=True)
-def _m4_raw(flat, bits, offset, stride, is_float, ex, mag, flip, decode, seg_lo, seg_hi,
-            fpart, ipart):
+def _m4_raw(flat, bits, offset, stride, is_float, ex, mag, flip, round64, decode, seg_lo,
+            seg_hi, fpart, ipart):
     for s in prange(seg_lo.size):
         _segment_raw(flat, bits, offset, stride, seg_lo[s], seg_hi[s], is_float, ex, mag,
-                     flip, decode, fpart[s], ipart[s])
+                     flip, round64, decode, fpart[s], ipart[s])
 
 
 @numba.njit(cache=True)
-def _m4_raw_serial(flat, bits, offset, stride, is_float, ex, mag, flip, decode, seg_lo,
-                   seg_hi, fpart, ipart):
+def _m4_raw_serial(flat, bits, offset, stride, is_float, ex, mag, flip, round64, decode,
+                   seg_lo, seg_hi, fpart, ipart):
     # Small windows (a deep zoom): no thread pool, whose wake-up can cost
     # milliseconds on a busy machine, for microseconds of work.
     for s in range(seg_lo.size):
         _segment_raw(flat, bits, offset, stride, seg_lo[s], seg_hi[s], is_float, ex, mag,
-                     flip, decode, fpart[s], ipart[s])
+                     flip, round64, decode, fpart[s], ipart[s])
 
 
 @parallel_jit(cache=True, fastmath={"contract"})
@@ -760,10 +777,10 @@ def m4_cpu(buffer, offset, stride, decode, start, end, smoothing=0.0, ema_state=
         fpart = np.empty((nseg, _NF))
         ipart = np.empty((nseg, _NI), np.int64)
         if nseg:
-            bits, is_float, ex, mag, flip = _key_params(buffer, int(decode))
+            bits, is_float, ex, mag, flip, round64 = _key_params(buffer, int(decode))
             run = _m4_raw if total >= CPU_SERIAL_BELOW else _m4_raw_serial
             run(buffer, bits, offset, stride, is_float, np.int64(ex), np.int64(mag),
-                np.int64(flip), decode, seg_lo, seg_hi, fpart, ipart)
+                np.int64(flip), round64, decode, seg_lo, seg_hi, fpart, ipart)
         return _result(seg_col, fpart, ipart, width)
     total = int(max(end.max(initial=0) - i0, 0))
     seg_lo, seg_hi, seg_col = plan_segments(start, end, _cpu_segment_len(total), i0)
