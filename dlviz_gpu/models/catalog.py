@@ -18,9 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import repeat
 
-import numpy as np
-
-from .bf16 import BFloat16Array
 from .errors import CheckpointError
 from .safetensors import BF16_MODES, paused_gc
 from .sources import (MemorySource, Source, TensorInfo, _SEP, flatten, module_source,
@@ -82,26 +79,6 @@ class ModuleNode:
                 f"children={len(self.children)})")
 
 
-def _aligned(tensor):
-    """``tensor`` itself, or an aligned read-only copy of a host tensor that is not aligned."""
-    if isinstance(tensor, np.ndarray):
-        if tensor.flags.aligned:
-            return tensor
-        copy = np.array(tensor, order="K")
-        copy.flags.writeable = False      # like the read-only map it replaces
-        return copy
-    if isinstance(tensor, BFloat16Array):
-        bits = _aligned(tensor.bits)
-        return tensor if bits is tensor.bits else BFloat16Array(bits)
-    import sys
-
-    torch = sys.modules.get("torch")
-    if (torch is not None and isinstance(tensor, torch.Tensor) and tensor.device.type == "cpu"
-            and tensor.data_ptr() % tensor.element_size()):
-        return tensor.clone()
-    return tensor
-
-
 def _counts(info: TensorInfo) -> bool:
     """Whether a tensor counts towards parameter totals (unique, not a buffer)."""
     return info.tied_to is None and info.kind != "buffer"
@@ -115,9 +92,10 @@ class Catalog(Mapping):
     safetensors and uncompressed npz, the tensor itself for torch sources).
     Such a view may be unaligned: the formats allow a tensor to start at an
     offset that is not a multiple of its element size (``np.savez`` members
-    usually do; safetensors' writer avoids it).  :meth:`matrix`, the route
-    of ``dlviz render`` and the dashboard, reads those from an aligned copy,
-    so that the kernels need no variant for unaligned arrays.
+    usually do; safetensors' writer avoids it).  It is read in place all the
+    same: Numba types arrays without regard to their alignment, so no kernel
+    is compiled again for them, and the CPUs it targets read unaligned
+    elements correctly (the tests compare such rasters with aligned ones).
 
     Attributes
     ----------
@@ -326,21 +304,9 @@ class Catalog(Mapping):
 
         Works for host bfloat16 without torch; ``dv.rasterize``,
         ``dv.histogram`` and the views accept the result as it is.
-
-        A tensor stored at an offset that is not a multiple of its element
-        size is read from an aligned read-only copy: the kernels are compiled
-        per array alignment, and a first unaligned array would compile every
-        kernel again (about a minute), where the copy runs at memory speed
-        and costs the tensor's size in memory while the matrix lives.
         """
         src, _ = self._lookup(name)
-        m = src.matrix(name, layout, self.bf16)
-        if isinstance(m.buffer, np.ndarray) and not m.buffer.flags.aligned:
-            from ..tensors import as_matrix
-
-            # "array": bfloat16 as a BFloat16Array, which needs no torch
-            m = as_matrix(_aligned(src.get(name, "array")), layout)
-        return m
+        return src.matrix(name, layout, self.bf16)
 
     def raw(self, name: str):
         """The stored bytes of a safetensors tensor as a ``uint8`` view (any dtype)."""

@@ -45,10 +45,10 @@ converted or multiplied, so a 5000-digit number costs nothing.
 
 **Alignment.**  The format does not require a tensor's bytes to start at a
 multiple of its element size (the reference writer pads the header so they
-do).  :class:`SafetensorsFile` hands out views of the map whatever their
-alignment; :attr:`SafetensorsFile.aligned` tells which are aligned, and the
-catalog (:class:`dlviz_gpu.models.Catalog`) hands out an aligned copy of the
-others, so the kernels never have to be compiled for unaligned arrays.
+do; hand-made files need not).  :class:`SafetensorsFile` hands out views of
+the map whatever their alignment (:meth:`SafetensorsFile.is_aligned` tells):
+Numba types arrays without regard to alignment, so drawing one compiles no
+new kernel, and the values read are the stored ones.
 """
 
 from __future__ import annotations
@@ -694,10 +694,8 @@ class SafetensorsFile:
 
         The map starts on a page boundary, so this is whether its view is an
         aligned array.  Files written by the reference writer are aligned (it
-        pads the header to 8 bytes); the format allows others.  Views of
-        unaligned tensors read the same values, but NumPy marks them
-        unaligned and the kernels would need compiling for them; the catalog
-        hands out an aligned copy instead.
+        pads the header to 8 bytes); the format allows others, whose views
+        NumPy marks unaligned and which read and draw the same values.
         """
         s = self.spec(name)
         np_dtype = DTYPES[s.dtype][1]
