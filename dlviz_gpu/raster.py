@@ -206,7 +206,8 @@ class Raster:
         """Combine with a raster of the same canvas over a disjoint part of the tensor.
 
         Exact for counts, sums, min and max; ``std`` uses Chan's parallel
-        update, so the result equals one pass over both parts.
+        update, so the result equals one pass over both parts (``inf`` where a
+        merged sum overflows float64, as one pass gives; never NaN).
         """
         if not isinstance(other, Raster):
             raise TypeError(f"other: expected a Raster; got {type(other).__name__}")

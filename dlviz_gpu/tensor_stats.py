@@ -81,7 +81,10 @@ class TensorStats:
         Counts of finite, NaN, +inf and -inf elements.
     mean, std : float
         Mean and population standard deviation of the finite elements (NaN
-        when there is none).
+        when there is none).  Where the float64 sum of the finite elements,
+        or of their squared deviations, overflows, ``std`` is inf and ``mean``
+        +-inf, as in NumPy (``mean`` NaN in the one case of matrix lines whose
+        own sums overflow both ways).
     min, max, max_abs : float
         Smallest, largest and largest-magnitude finite values (NaN when there
         is none).

@@ -3,7 +3,8 @@
 Imports only numpy and numba; numba.cuda is imported inside the GPU code paths.
 Each module holds one family of kernels with CPU and CUDA versions side by side
 under one signature; ``reference`` holds the float64 NumPy versions tests check
-them against.
+them against.  Every parallel CPU kernel is called through
+:mod:`._parallel`, so any number of threads may call them at once.
 """
 
 from ._common import DECODE_BF16, DECODE_F16, DECODE_NATIVE

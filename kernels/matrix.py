@@ -10,7 +10,13 @@ buffer plus the address maps of :mod:`._layout` and return planes of shape
 ``sum``        float64, sum of the finite elements
 ``min``/``max`` float64 (only when ``want_minmax``), NaN in empty pixels
 ``m2``         float64 (only when ``want_m2``), sum of squared deviations from
-               the pixel mean, so ``std = sqrt(m2 / count)``
+               the pixel mean, so ``std = sqrt(m2 / count)``; ``inf`` when it,
+               or the sum, exceeds float64 (NumPy's ``std`` is inf then too)
+
+min/max are the float64 of an element of the pixel (an int64 near 2**63: its
+float64 rounding), compared in the element's own type.  Sums and ``m2`` are
+never NaN for finite elements: a pixel whose fast-path sums overflow on the
+way is recomputed without overflow (:func:`._common.make_exact_moments`).
 
 CPU strategy
     Parallel over *tasks* = (pixel row, band of whole pixel columns), so each
@@ -19,7 +25,9 @@ CPU strategy
     accumulators (a unit-stride loop LLVM vectorises), then each pixel folds
     its columns.  ``std`` uses a per-column shift (the column's first value)
     and Chan's merge between columns, never E[x^2] - E[x]^2.  A column that
-    holds NaN or inf is redone by a scalar loop that skips them (rare path).
+    holds NaN or inf is redone by a scalar loop that skips them (rare path);
+    a pixel whose sum or ``m2`` still comes out NaN or inf (values beyond
+    about 1e154) is read again by the exact path (rarer still).
 
 GPU strategy
     One block per (pixel row, band of pixel columns); a thread per input

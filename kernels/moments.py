@@ -32,7 +32,11 @@ Accuracy
     Every element is read as a float64 number.  Each row is summed shifted by
     its first finite element, and rows are merged with Chan's pairwise
     update, so the variance is stable for data whose mean dwarfs its spread
-    (DESIGN.md, "Accuracy").  Counts, min and max are exact.
+    (DESIGN.md, "Accuracy").  Counts, min and max are exact.  A row whose
+    sums overflow on the way (values beyond about 1e154) is summed again
+    scaled by a power of two, and a tensor whose row sums overflow is read
+    once more that way: ``mean`` is +-inf only when the true sum exceeds
+    float64, ``m2`` is inf when it or the sum does (as NumPy's), never NaN.
 
 Strategy
     Tasks (a few per thread) take equal shares of the rows and keep private

@@ -47,6 +47,11 @@ CPU strategy
     sum / min / max live in one 16-byte record per pixel (float64 sum,
     min/max in float32 when the values are float32, bf16 or fp16 -- exact),
     one cache line per point, fetched ahead with a software prefetch.
+    A pixel whose sum overflows on the way (values near float64's limits;
+    +-inf or NaN although the total may be finite) is summed again by two
+    more passes over the points, for the flagged pixels only, scaled by a
+    power of two (:func:`_exact_sums`; on the GPU the same passes): sums are
+    +-inf only when the true total exceeds float64, never NaN.
 
     Private count_cat planes are threads x pixels x K bytes.  When that
     would exceed ``CPU_CAT_BUDGET`` (256 MiB; e.g. 800 x 600 x 256 categories
