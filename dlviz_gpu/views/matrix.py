@@ -545,7 +545,10 @@ def heatmap(tensor, agg: str = "mean", cmap=None, norm: str = "linear", clim=Non
 
     frame = (width, height)
     streams = [hv.streams.RangeXY(), hv.streams.PlotSize()]
-    dmap = hv.DynamicMap(callback, streams=streams)
+    # HoloViews keeps the last 500 frames of a DynamicMap by default, keyed by the
+    # stream values: every zoom's planes (7 MB at the default size) would stay in
+    # memory for the session's life, and a zoomed range is never asked twice
+    dmap = hv.DynamicMap(callback, streams=streams, cache_size=1)
     dmap = dmap.opts(backend="bokeh", **view.opts(width, height))
     dmap.view = view
     return dmap

@@ -631,7 +631,10 @@ def scatter(x, y=None, value=None, category=None, agg: str | None = None, cmap=N
         return view.element(x_range, y_range, width or frame[0], height or frame[1])
 
     frame = (width, height)
-    dmap = hv.DynamicMap(callback, streams=[hv.streams.RangeXY(), hv.streams.PlotSize()])
+    # one frame kept, not HoloViews' default 500: each zoom's planes would stay in
+    # memory for the session's life (a zoomed range is never asked twice)
+    dmap = hv.DynamicMap(callback, streams=[hv.streams.RangeXY(), hv.streams.PlotSize()],
+                         cache_size=1)
     dmap.view = view
     return dmap
 

@@ -157,3 +157,20 @@ def test_zooms_reach_the_server_promptly():
     pts = np.random.default_rng(0).random((200, 2))
     for view in (dv.scatter(pts), dv.scatter(pts, category=np.arange(200) % 3)):
         assert renderer.get_plot(view).state.lod_timeout == 150
+
+
+@pytest.mark.parametrize("make", [
+    lambda: dv.heatmap(np.random.default_rng(1).random((200, 300)), width=60, height=40),
+    lambda: dv.scatter(np.random.default_rng(1).random((5000, 2)), width=60, height=40),
+])
+def test_a_zoomable_view_keeps_only_its_current_frame(make):
+    """Every zoom's planes used to stay in the DynamicMap's cache (500 frames by default)."""
+    import holoviews as hv
+
+    dmap = make()
+    hv.renderer("bokeh").get_plot(dmap)
+    rng = next(s for s in dmap.streams if isinstance(s, hv.streams.RangeXY))
+    for k in range(6):
+        rng.event(x_range=(0.01 * k, 0.5 + 0.01 * k), y_range=(0.02 * k, 0.4 + 0.02 * k))
+    assert dmap.view.updates >= 6
+    assert len(dmap.data) <= 1
