@@ -103,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     ld.add_argument("--after", type=float, default=None,
                     help="seconds the server's memory is followed after the pages close "
                          "(default 60)")
+    ld.add_argument("--rest-wait", type=float, default=None,
+                    help="seconds from the server's announcement to its memory at rest "
+                         "(default 40: its warm-up session has ended)")
 
     g = sub.add_parser("gpu", help="the GPU check: compile, compare with the CPU, time vs torch")
     g.add_argument("--out", default=DEFAULT_OUT, help="folder for the JSON (default: %(default)s)")
@@ -159,7 +162,8 @@ def main(argv=None) -> int:
         from .load import run as run_load
 
         return run_load(out_dir=args.out, quick=args.quick, sessions=args.sessions,
-                        duration_s=args.duration, side=args.size, after_s=args.after)
+                        duration_s=args.duration, side=args.size, after_s=args.after,
+                        rest_wait_s=args.rest_wait)
     from .gpu import run as run_gpu
 
     return run_gpu(out_dir=args.out, quick=args.quick, sim_smoke=args.sim_smoke,

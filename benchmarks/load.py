@@ -378,6 +378,9 @@ class SessionResult:
     to_data_s: list = field(default_factory=list)      # their part until the data arrived
     actions: int = 0
     unanswered: int = 0                                  # no matching picture within ANSWER_S
+    late: int = 0                                        # ... that came later than that
+    html_s: float | None = None                          # the page's HTML (the server builds
+                                                         # the session's document meanwhile)
     unchanged: int = 0                                   # the picture already matched; none sent
     updates: int = 0
     foreign_updates: int = 0                             # pictures of no range of this session
@@ -386,6 +389,7 @@ class SessionResult:
     isolation_checks: int = 0
     isolation_ok: int = 0
     errors: list = field(default_factory=list)           # console errors, page errors
+    failed_requests: list = field(default_factory=list)  # URLs the page could not load
     failure: str | None = None                           # the scenario stopped here
 
     def as_dict(self) -> dict:
@@ -426,7 +430,7 @@ def analyse(actions: list, updates: list, initial: dict, cols: int, rows: int,
     got = [geometry_key(u) for u in updates]
     own = set(expect) | {geometry_key(initial)}
     foreign = sum(1 for g in got if g not in own)
-    latencies, to_data, unanswered, unchanged, pending = [], [], 0, 0, 0
+    latencies, to_data, late, never, unchanged, pending = [], [], 0, 0, 0, 0
     shown_before = geometry_key(initial)
     k = 0  # updates before action i's time
     for i, a in enumerate(actions):
@@ -443,15 +447,18 @@ def analyse(actions: list, updates: list, initial: dict, cols: int, rows: int,
         if drawn is not None and drawn - a["t"] <= horizon_s * 1000:
             latencies.append((drawn - a["t"]) / 1000)
             to_data.append((hit["t"] - a["t"]) / 1000)
-        elif expect[i] == shown_before and (hit is None or drawn - a["t"] > horizon_s * 1000):
+        elif expect[i] == shown_before:
             # the range changed but not the snapped window: the picture shown is already right
             unchanged += 1
-        elif end_t is not None and end_t - a["t"] < horizon_s * 1000 and hit is None:
+        elif hit is not None:
+            late += 1
+        elif end_t is not None and end_t - a["t"] < horizon_s * 1000:
             pending += 1
         else:
-            unanswered += 1
+            never += 1
     final = got[-1] if got else geometry_key(initial)
-    return {"latencies_s": latencies, "to_data_s": to_data, "unanswered": unanswered, "unchanged": unchanged,
+    return {"latencies_s": latencies, "to_data_s": to_data, "unanswered": late + never,
+            "late": late, "never": never, "unchanged": unchanged,
             "pending": pending, "foreign": foreign,
             "final_matches": (final == expect[-1]) if expect else True}
 
@@ -493,10 +500,13 @@ class User:
 
         def on_console(msg):
             if msg.type == "error":
-                errors.append(f"console error: {msg.text}")
+                where = (msg.location or {}).get("url", "")
+                errors.append(f"console error: {msg.text}" + (f" ({where})" if where else ""))
 
         self.page.on("console", on_console)
         self.page.on("pageerror", lambda err: errors.append(f"page error: {err}"))
+        self.page.on("requestfailed", lambda req: self.result.failed_requests.append(
+            f"{req.url} ({req.failure})"))
 
     async def first_page(self) -> None:
         t0 = time.monotonic()
@@ -504,7 +514,10 @@ class User:
         await self.page.wait_for_function(_DRAWN_JS, arg=BIG, polling=100,
                                           timeout=PAGE_TIMEOUT_S * 1000)
         self.result.first_page_s = time.monotonic() - t0
-
+        nav = await self.page.evaluate(
+            "() => { const n = performance.getEntriesByType('navigation')[0];"
+            " return n ? n.responseEnd - n.startTime : null; }")
+        self.result.html_s = None if nav is None else nav / 1000
     async def choose(self) -> None:
         """Choose another tensor in the select, then the big matrix again."""
         select = self.page.locator("select").filter(
@@ -665,6 +678,7 @@ def _record(u: User, s: dict, ws_before: int) -> None:
     r.to_data_s = a["to_data_s"]
     r.actions = len(s["actions"])
     r.unanswered = a["unanswered"]
+    r.late = a["late"]
     r.unchanged = a["unchanged"]
     r.updates = len(s["updates"])
     r.foreign_updates = a["foreign"]
@@ -766,6 +780,7 @@ def _summary(sc, server, ready, rest, peak, after, sessions, duration_s, side) -
     lat = [v for r in res for v in r.latencies_s]
     to_data = [v for r in res for v in r.to_data_s]
     firsts = [r.first_page_s for r in res if r.first_page_s is not None]
+    htmls = [r.html_s for r in res if r.html_s is not None]
     chooses = [r.choose_s for r in res if r.choose_s is not None]
     updates = sum(r.updates for r in res)
     ws = sum(r.ws_bytes_zoom for r in res)
@@ -775,7 +790,9 @@ def _summary(sc, server, ready, rest, peak, after, sessions, duration_s, side) -
         "sessions": sessions, "duration_s": duration_s, "side": side,
         "server_ready_s": server.ready_s,
         "first_page_s": {"median": percentile(firsts, 50), "max": max(firsts, default=None),
-                         "each": [round(v, 2) for v in firsts], "loaded": len(firsts)},
+                         "each": [round(v, 2) for v in firsts], "loaded": len(firsts),
+                         "html_median": percentile(htmls, 50),
+                         "html_max": max(htmls, default=None)},
         "choose_s": {"median": percentile(chooses, 50), "max": max(chooses, default=None)},
         "wheel_to_picture_s": {"median": percentile(lat, 50), "p90": percentile(lat, 90),
                                "p95": percentile(lat, 95), "max": max(lat, default=None),
@@ -784,6 +801,7 @@ def _summary(sc, server, ready, rest, peak, after, sessions, duration_s, side) -
                                "to_data_p95": percentile(to_data, 95)},
         "actions": sum(r.actions for r in res),
         "unanswered": sum(r.unanswered for r in res),
+        "late": sum(r.late for r in res),
         "unchanged": sum(r.unchanged for r in res),
         "updates": updates,
         "foreign_updates": sum(r.foreign_updates for r in res),
@@ -793,6 +811,7 @@ def _summary(sc, server, ready, rest, peak, after, sessions, duration_s, side) -
                       "checks": sum(r.isolation_checks for r in res)},
         "console_errors": sum(len(r.errors) for r in res),
         "console_error_texts": [e for r in res for e in r.errors][:20],
+        "failed_requests": sorted({u for r in res for u in r.failed_requests})[:20],
         "server_errors": server.problems(),
         "failures": [f"session {r.index}: {r.failure}" for r in res if r.failure],
         "memory_mib": {"ready": ready[0] * mib, "rest": rest[0] * mib, "peak": peak[0] * mib,
@@ -822,7 +841,9 @@ def _rows(s: dict) -> list:
         Row(f"first page, {n} sessions at once (max)", time_s=fp["max"], value=fp["max"],
             metric="s", goal=("<=", GOAL_FIRST_PAGE_S),
             note=f"{fp['loaded']} of {n} loaded; median {_s(fp['median'])}; each "
-                 f"{fp['each']}"),
+                 f"{fp['each']}; the page's HTML (the server builds the session's "
+                 f"document meanwhile): median {_s(fp['html_median'])}, max "
+                 f"{_s(fp['html_max'])}"),
         Row("choose another tensor and back (max)", time_s=s["choose_s"]["max"],
             value=s["choose_s"]["max"], metric="s",
             note=f"median {_s(s['choose_s']['median'])}"),
@@ -833,8 +854,9 @@ def _rows(s: dict) -> list:
                  f"until the data arrived: median {_s(w['to_data_median'])}, p95 "
                  f"{_s(w['to_data_p95'])} (the rest is BokehJS drawing)"),
         Row("wheel turns unanswered", value=s["unanswered"], metric="turns", goal=("<=", 0),
-            note=f"no matching picture within {ANSWER_S:.0f} s; {s['unchanged']} more "
-                 "left the snapped window as it was (nothing to redraw)"),
+            note=f"no matching picture within {ANSWER_S:.0f} s ({s['late']} of them got it "
+                 f"later); {s['unchanged']} more left the snapped window as it was "
+                 "(nothing to redraw)"),
         Row("pictures matching no own range", value=s["foreign_updates"], metric="updates",
             goal=("<=", 0), note=f"of {s['updates']}; final picture right in "
                                  f"{s['final_matches']} of {n} sessions"),
@@ -845,7 +867,8 @@ def _rows(s: dict) -> list:
             note=f"websocket bytes received while zooming / pictures ({s['updates']})"),
         Row("console and server errors", value=s["console_errors"] + len(s["server_errors"]),
             metric="errors", goal=("<=", 0),
-            note="; ".join(s["server_errors"][:3] + s["failures"][:3])),
+            note="; ".join(s["server_errors"][:3] + s["failures"][:3]
+                           + s["console_error_texts"][:2] + s["failed_requests"][:3])),
         Row("server memory after close / at rest", value=m["after_ratio"], metric="x",
             goal=("<=", GOAL_MEMORY_RATIO),
             note=f"RSS at rest {m['rest']:.0f} MiB, peak {m['peak']:.0f} MiB, "
@@ -869,7 +892,7 @@ def _s(v) -> str:
 
 def run(out_dir: str, quick: bool = False, sessions: int | None = None,
         duration_s: float | None = None, side: int | None = None,
-        after_s: float | None = None, seed: int = 0) -> int:
+        after_s: float | None = None, seed: int = 0, rest_wait_s: float | None = None) -> int:
     """``python -m benchmarks load``: run, print the table, write the JSON."""
     from ._common import format_table, high_load_note, loadavg, machine_info, write_json
 
@@ -878,7 +901,9 @@ def run(out_dir: str, quick: bool = False, sessions: int | None = None,
     side = side or 8192
     after_s = 60.0 if after_s is None else after_s
     load0 = loadavg()
-    s = run_load(sessions=sessions, duration_s=duration_s, side=side, after_s=after_s, seed=seed)
+    rest_wait_s = REST_WAIT_S if rest_wait_s is None else rest_wait_s
+    s = run_load(sessions=sessions, duration_s=duration_s, side=side, after_s=after_s, seed=seed,
+                 rest_wait_s=rest_wait_s)
     load1 = loadavg()
     rows = _rows(s)
     title = (f"dlviz serve under load: {sessions} Chromium sessions zooming a {side} x {side} "

@@ -89,8 +89,12 @@ def test_wheel_turns_are_matched_with_the_pictures_of_their_ranges():
     assert res["latencies_s"] == pytest.approx([0.95, 0.75, 0.7])
     assert res["to_data_s"] == pytest.approx([0.9, 0.7, 0.6])
     assert res["unchanged"] == 1     # the whole matrix was already shown
-    assert res["unanswered"] == 1 and res["foreign"] == 0
+    assert res["unanswered"] == 1 and res["never"] == 1 and res["foreign"] == 0
     assert res["final_matches"] is False
+    # a picture that comes after the horizon answers too late
+    slow = [dict(updates[0], t=20000.0, tp=20100.0)]
+    res = analyse(actions[:2], slow, initial, 100, 100, 80, 50, horizon_s=15.0)
+    assert res["late"] == 2 and res["unanswered"] == 2 and res["final_matches"] is True
     # a picture of a range this session never had is foreign
     stray = dict(_geometry(3, 3, 5, 5, 5, 5), t=2000.0, tp=2010.0)
     res = analyse(actions[:2], updates[:1] + [stray], initial, 100, 100, 80, 50)
