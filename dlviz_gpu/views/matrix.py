@@ -412,6 +412,7 @@ class MatrixView:
 
     def _hook(self, plot, element) -> None:
         """Give the hover's row / column formatters this frame's canvas geometry."""
+        prompt_ranges(plot)
         hover = plot.handles.get("hover")
         if hover is None or not getattr(self, "_geometry", None):
             return
@@ -459,6 +460,20 @@ class MatrixView:
         elif self.total_nonfinite:
             t += f" - {self.total_nonfinite:,} NaN/inf"
         return t
+
+
+def prompt_ranges(plot) -> None:
+    """Have a served plot compute a zoom as soon as its range arrives.
+
+    HoloViews waits until no range event came for 100 ms before it calls the
+    view (its ``RangeXYCallback.debounce``); BokehJS already sends a zoom's
+    range only once the wheel rests (:data:`ZOOM_LOD`), so that wait only
+    delays every picture.  A session's range events that arrive while the
+    server is busy are still merged: HoloViews computes only the latest.
+    """
+    for cb in getattr(plot, "callbacks", None) or ():
+        if type(cb).__name__ == "RangeXYCallback" and getattr(cb, "debounce", None) is not None:
+            cb.debounce = None
 
 
 def _weak_hook(method):
