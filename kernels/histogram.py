@@ -844,7 +844,8 @@ def plan_bins(edges, scale: str = "linear", linthresh=None, allow32: bool = Fals
             continue
         if mode == MODE_LIN32:
             t = _ceil32(edges)
-            below = np.nextafter(t, np.float32(-np.inf))
+            with np.errstate(over="ignore"):    # -max -> -inf: _stray32 then refuses it
+                below = np.nextafter(t, np.float32(-np.inf))
             p32 = tuple(np.float32(v) for v in params)
             worst = _stray32(t, below, p32)
             floor_eps = 2.0 ** -20

@@ -51,7 +51,8 @@ def matrix_stats(values, x_range, y_range, width, height):
     mx = np.full(npix, -np.inf)
     np.minimum.at(mn, fp, fv)
     np.maximum.at(mx, fp, fv)
-    dev = np.bincount(fp, weights=(fv - mean[fp]) ** 2, minlength=npix)
+    with np.errstate(over="ignore", invalid="ignore"):   # inf beyond float64, as NumPy's std
+        dev = np.bincount(fp, weights=(fv - mean[fp]) ** 2, minlength=npix)
     with np.errstate(invalid="ignore", divide="ignore"):
         std = np.where(count > 0, np.sqrt(dev / count), np.nan)
     empty = count == 0

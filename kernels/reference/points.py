@@ -84,7 +84,8 @@ def points_stats(x, y, value, category, x_range, y_range, width, height,
         nan_count = np.zeros(npix, np.int64)
         np.add.at(nan_count, flat[bad], 1)
         total = np.zeros(npix)
-        np.add.at(total, flat[ok], v[ok])
+        with np.errstate(over="ignore", invalid="ignore"):   # float64 sums may overflow
+            np.add.at(total, flat[ok], v[ok])
         lo = np.full(npix, np.inf)
         hi = np.full(npix, -np.inf)
         np.minimum.at(lo, flat[ok], v[ok])
