@@ -338,14 +338,17 @@ def plan(infos, other_ranks: str = "flatten") -> list[tuple]:
     """``(info, layout or None, note)`` per tensor: how it is drawn, or why not.
 
     The layout goes to :func:`dlviz_gpu.tensors.as_matrix`; ``None`` with a
-    note for tied names, scalars, empty tensors, dtypes the engine does not
-    decode, and (with ``other_ranks="skip"``) 3-D and 5-D+ tensors.
+    note for tied names, tensors the file lists but refuses to hand out
+    (``info.problem``: an expanded view, a shape NumPy cannot hold), scalars,
+    empty tensors, dtypes the engine does not decode, and (with ``other_ranks="skip"``) 3-D and 5-D+ tensors.
     """
     out = []
     for info in infos:
         nd = len(info.shape)
         if info.tied_to is not None:
             out.append((info, None, f"same storage as {info.tied_to} (drawn there)"))
+        elif getattr(info, "problem", None):
+            out.append((info, None, info.problem))
         elif nd == 0:
             out.append((info, None, "a scalar"))
         elif info.params == 0:

@@ -475,3 +475,17 @@ def test_tree_and_table_match_the_plain_walk():
         assert cat.table().splitlines()[:-1] == _plain_table(cat)
 
     check()
+
+
+def test_plan_lists_refused_tensors_with_their_reason_and_draws_the_rest(tmp_path):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "mix.pt"
+    torch.save({"w": torch.zeros(1).expand(10**7, 10**7), "ok": torch.randn(8, 8)}, path)
+    cat = models.open(path)
+    plans = {info.name: (layout, note) for info, layout, note in models.catalog.plan(cat.infos)}
+    assert plans["ok"] == ("auto", "")
+    layout, note = plans["w"]
+    assert layout is None
+    assert "expanded or overlapping view" in note and "reaches 1 stored" in note
+    with pytest.raises(CheckpointError, match="is refused: an expanded or overlapping view"):
+        cat.matrix("w")
