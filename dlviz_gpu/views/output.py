@@ -23,6 +23,7 @@ import secrets
 import socket
 import sys
 import threading
+import weakref
 from pathlib import Path
 
 from ..names import display
@@ -432,22 +433,35 @@ def safe_page(build):
         returned raises, the page is one line (:data:`PAGE_FAILED`) and the
         traceback goes to the ``dlviz_gpu.serve`` logger; when an event of
         the session raises (a widget's callback, a periodic update), the
-        page keeps working with a line (:data:`EVENT_FAILED`) above it, and
-        the traceback goes to the log.
+        page keeps working with a line (:data:`EVENT_FAILED`) pinned to the
+        bottom of the window, and the traceback goes to the log.
+
+    Notes
+    -----
+    The page is what ``build`` returned, not a layout around it: Panel lays
+    out a page wrapped in one more Column differently (plots in hidden tabs
+    of a run dashboard were never sized, and the document never became
+    idle).  Drawing is guarded on the object itself (its ``server_doc``),
+    and the event line is a second root of the session's document.
     """
     def page():
         import panel as pn
 
         try:
             obj = build()
+            if not isinstance(obj, pn.viewable.Viewable):
+                obj = pn.panel(obj)
         except Exception:  # noqa: BLE001 - the log gets it, the browser one line
             return _failure(pn, PAGE_FAILED.format(ref=_logged("building a page")))
-        holder = _page_class(pn)(obj if isinstance(obj, pn.viewable.Viewable) else pn.panel(obj),
-                                 sizing_mode="stretch_width")
+        _guard_drawing(obj, pn)
+        doc = pn.state.curdoc
+        # a weak reference: Panel keeps the handler in a dict keyed weakly by
+        # this document, which a strong one would keep alive after the session
+        doc_ref = weakref.ref(doc) if doc is not None else (lambda: None)
         # set inside the session (Panel keeps config per document when one is
         # current): events of this page only, not of any other server or page
-        pn.config.exception_handler = holder.event_failed
-        return holder
+        pn.config.exception_handler = lambda err: _event_failed(pn, doc_ref(), err)
+        return obj
     return page
 
 
@@ -457,39 +471,51 @@ def _logged(what: str, exc_info=True) -> str:
     return ref
 
 
-_PAGE_CLASS = None
+def _guard_drawing(obj, pn) -> None:
+    """Make ``obj.server_doc`` (what Panel calls to draw a session's page) fail as one line.
 
+    Panel's own handler would put the traceback on the page.  Only this
+    object is changed (an instance attribute), once, however many sessions
+    draw it.
+    """
+    if getattr(obj, "_dlviz_guarded", False):
+        return
+    draw = obj.server_doc
 
-def _page_class(pn):
-    """The page of one session: a Column that draws a failure as one line, not a traceback."""
-    global _PAGE_CLASS
-    if _PAGE_CLASS is not None:
-        return _PAGE_CLASS
-
-    class Page(pn.Column):
-        """A page that turns failures into a line with a reference (the log has the rest)."""
-
-        def server_doc(self, doc=None, title=None, location=True):
-            try:
-                return super().server_doc(doc, title, location)
-            except Exception:  # noqa: BLE001 - drawing the page failed (a view, a pane)
-                ref = _logged("drawing a page")
-                for root in list(doc.roots) if doc is not None else []:
+    def server_doc(doc=None, title=None, location=True):
+        try:
+            return draw(doc, title, location)
+        except Exception:  # noqa: BLE001 - drawing the page failed (a view, a pane)
+            ref = _logged("drawing a page")
+            if doc is not None:
+                for root in list(doc.roots):
                     doc.remove_root(root)
-                return _failure(pn, PAGE_FAILED.format(ref=ref)).server_doc(doc, title,
-                                                                            location)
+            return _failure(pn, PAGE_FAILED.format(ref=ref)).server_doc(doc, title, location)
 
-        def event_failed(self, err: BaseException) -> None:
-            ref = _logged("an event of a page", exc_info=(type(err), err, err.__traceback__))
-            alert = getattr(self, "_alert", None)
-            if alert is None:
-                self._alert = _failure(pn, EVENT_FAILED.format(ref=ref))
-                self.insert(0, self._alert)
-            else:
-                alert.object = EVENT_FAILED.format(ref=ref)
+    obj.server_doc = server_doc
+    obj._dlviz_guarded = True
 
-    _PAGE_CLASS = Page
-    return Page
+
+#: where the event line sits: pinned to the bottom of the window, over the page, letting
+#: clicks through to what it covers (the page keeps working)
+_PINNED = {"position": "fixed", "bottom": "8px", "left": "8px", "right": "8px",
+           "z-index": "1000", "pointer-events": "none", "opacity": "0.95"}
+
+
+def _event_failed(pn, doc, err: BaseException) -> None:
+    """Log an event's failure and show its line (with the reference) on the session's page."""
+    ref = _logged("an event of a page", exc_info=(type(err), err, err.__traceback__))
+    text = EVENT_FAILED.format(ref=ref)
+    if doc is None:  # the session has ended: the log has it
+        return
+    alert = getattr(doc, "_dlviz_event_line", None)
+    if alert is not None:
+        alert.object = text
+        return
+    alert = pn.pane.Alert(text, alert_type="danger", styles=_PINNED)
+    # the document holds its own line (no registry here that would outlive the session)
+    doc._dlviz_event_line = alert
+    alert.server_doc(doc, location=False)
 
 
 def _quiet_replies(server) -> None:
