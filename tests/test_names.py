@@ -433,3 +433,28 @@ def test_name_select_sends_only_shown_forms_and_maps_back_by_them():
     assert w.value == esc
     w._process_events({"value": "no such option"})
     assert w.value == esc
+
+
+def test_estimator_board_shows_hostile_feature_and_class_names():
+    pytest.importorskip("sklearn")
+    from bokeh.document import Document
+    from sklearn.tree import DecisionTreeClassifier
+
+    from dlviz_gpu.app.estimators import EstimatorBoard
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    y = np.where(X[:, 0] > 0, "yes\x1b[31m", "no\r\n\u202e")
+    features = ["f\x00", "g\x1b[2J", "<b>h</b>"]
+    model = DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, y)
+    board = EstimatorBoard(model, X, y, feature_names=features)
+    s = board.page()
+    doc = Document()
+    s.server_doc(doc)
+    strings = doc_strings(doc)
+    assert [c for v in strings for c in raw_controls(v, allowed="\n")] == []
+    for tab in range(1, len(s.objects[-1])):       # the trees and importances tabs too
+        s.objects[-1].active = tab
+    strings = doc_strings(doc)
+    assert [c for v in strings for c in raw_controls(v, allowed="\n")] == []
+    assert any("g\\x1b[2J" in v for v in strings)

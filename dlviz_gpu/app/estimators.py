@@ -325,13 +325,21 @@ class EstimatorSession:
     def _make_surface(self):
         from ..views.surface import decision_surface
 
+        from ..views.style import labels as shown_labels
+
         b = self.board
         w, h = SURFACE_SIZE
+        # class and feature names are data (y's labels, a DataFrame's columns): the surface
+        # gets them as they may be shown (its legend entries are HoloViews labels)
+        classes = shown_labels(b.labels)
+        features = shown_labels(b.feature_names)
         return decision_surface(b.estimator, b.X, b.y,
                                 features=(self.x_feature.value, self.y_feature.value),
                                 plane=self.plane.value, response=self.response.value,
-                                width=w, height=h, class_names=b.class_names,
-                                feature_names=b.feature_names)
+                                width=w, height=h,
+                                class_names=b.class_names if classes == b.labels else classes,
+                                feature_names=b.feature_names if features == b.feature_names
+                                else features)
 
     def _redraw_surface(self) -> None:
         if self._syncing:
