@@ -168,3 +168,22 @@ def test_warm_page_requests_the_page(dashboard, monkeypatch):
 
     monkeypatch.setattr(urllib.request, "build_opener", lambda *h: Failing())
     assert dashboard.warm_page("http://127.0.0.1:1/") is None
+
+
+def test_the_reclaimer_collects_once_the_process_grew(monkeypatch):
+    """Frames of past zooms wait in reference cycles for a full collection."""
+    sizes = iter([1000, 1000 + B.GARBAGE_BYTES - 1, 1000 + B.GARBAGE_BYTES, 2000, 500,
+                  500 + B.GARBAGE_BYTES // 2])
+    monkeypatch.setattr(B, "_anonymous_bytes", lambda: next(sizes))
+    collected = []
+    monkeypatch.setattr(B.gc, "collect", lambda *a: collected.append("gc"))
+    monkeypatch.setattr(B, "trim_heap", lambda: collected.append("trim") or True)
+    r = B._Reclaimer()                     # base 1000
+    r.check()                              # grew by less than GARBAGE_BYTES: nothing
+    assert collected == [] and r.base == 1000
+    r.check()                              # grew by GARBAGE_BYTES: collect, trim
+    assert collected == ["gc", "trim"] and r.base == 2000  # what lived after it
+    r.check()                              # the process shrank: measure from there
+    assert r.base == 500 and collected == ["gc", "trim"]
+    r.check()
+    assert collected == ["gc", "trim"]
