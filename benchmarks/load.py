@@ -766,7 +766,12 @@ def run_load(sessions: int = 10, duration_s: float = 60.0, side: int = 8192,
         now = time.monotonic()
         peak = (max(server.rss_between(t_rest, now) or [rest[0]]),
                 max(server.rss_between(t_rest, now, anon=True) or [rest[1]]))
-        return _summary(sc, server, ready_mem, rest, peak, after, sessions, duration_s, side)
+        out = _summary(sc, server, ready_mem, rest, peak, after, sessions, duration_s, side)
+        # the server's memory through the run, one sample a second, and when each phase began
+        out["memory_mib"]["series"] = [(round(t - t_rest, 1), round(r / 2**20), round(a / 2**20))
+                                       for t, r, a in server.samples[::4] if t >= t_rest]
+        out["phases_s"] = {k: round(v - t_rest, 1) for k, v in sc["marks"].items()}
+        return out
     finally:
         if server is not None:
             server.stop()
