@@ -462,7 +462,7 @@ class MatrixView:
         return t
 
 
-def prompt_ranges(plot) -> None:
+def prompt_ranges(plot, element=None) -> None:
     """Have a served plot compute a zoom as soon as its range arrives.
 
     HoloViews waits until no range event came for 100 ms before it calls the
@@ -470,6 +470,7 @@ def prompt_ranges(plot) -> None:
     range only once the wheel rests (:data:`ZOOM_LOD`), so that wait only
     delays every picture.  A session's range events that arrive while the
     server is busy are still merged: HoloViews computes only the latest.
+    A plot hook (``plot``, ``element``).
     """
     for cb in getattr(plot, "callbacks", None) or ():
         if type(cb).__name__ == "RangeXYCallback" and getattr(cb, "debounce", None) is not None:

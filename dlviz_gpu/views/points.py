@@ -27,7 +27,7 @@ import numpy as np
 from ..points import rasterize_points
 from ..raster import check_size
 from . import style
-from .matrix import ZOOM_LOD
+from .matrix import ZOOM_LOD, prompt_ranges
 
 #: Values of ``agg``.
 AGGS = ("count", "sum", "mean", "min", "max")
@@ -493,7 +493,7 @@ class PointsView:
             return img.opts(backend="bokeh", **opts, **frame, tools=["hover"],
                             hover_tooltips=tips, hover_formatters=formatters,
                             title=self.title(), active_tools=["wheel_zoom"], xlabel="x",
-                            ylabel="y", lod=dict(ZOOM_LOD))
+                            ylabel="y", lod=dict(ZOOM_LOD), hooks=[prompt_ranges])
         # unlabelled: the legend lists the categories only
         # the frame, title and axis options sit on the first layer, from where
         # HoloViews propagates them to the overlay (in every backend)
@@ -509,7 +509,8 @@ class PointsView:
         legend = [hv.Points(style.LEGEND_POINT, kdims=kdims, label=lab).opts(backend="bokeh", color=col, size=8)
                   for lab, col in zip(self.labels, self.colors)]
         over = hv.Overlay([rgb, hover, *legend])
-        return over.opts(backend="bokeh", show_legend=True, legend_limit=len(legend) + 3)
+        return over.opts(backend="bokeh", show_legend=True, legend_limit=len(legend) + 3,
+                         hooks=[prompt_ranges])
 
     def _colour_label(self) -> str:
         # distinct from every hover dimension's label (HoloViews finds dimensions by

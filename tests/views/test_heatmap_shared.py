@@ -159,7 +159,10 @@ def test_zooms_reach_the_server_promptly():
     assert ranges and all(c.debounce is None for c in ranges)
     pts = np.random.default_rng(0).random((200, 2))
     for view in (dv.scatter(pts), dv.scatter(pts, category=np.arange(200) % 3)):
-        assert renderer.get_plot(view).state.lod_timeout == 150
+        plot = renderer.get_plot(view)
+        assert plot.state.lod_timeout == 150
+        ranges = [c for c in plot.callbacks if type(c).__name__ == "RangeXYCallback"]
+        assert ranges and all(c.debounce is None for c in ranges)
 
 
 @pytest.mark.parametrize("make", [
