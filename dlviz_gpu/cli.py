@@ -330,9 +330,14 @@ def _shown(listing, limit: int | None = None):
     """
     from .models import Catalog
 
-    shown = [_shown_info(i, limit) for i in listing.infos]
-    if all(a is b for a, b in zip(shown, listing.infos)):
+    infos = listing.infos
+    # one pass at C speed for the usual case: nothing to escape, nothing to cut
+    every = "".join([i.name for i in infos] + [i.dtype for i in infos]
+                    + [i.tied_to for i in infos if i.tied_to is not None])
+    if (every.isprintable() and "\\" not in every
+            and (limit is None or max((len(i.name) for i in infos), default=0) <= limit)):
         return listing
+    shown = [_shown_info(i, limit) for i in infos]
     if limit is not None and len({i.name for i in shown}) < len(shown):
         return _shown(listing, None)
     by_source: dict[str, list] = {}
