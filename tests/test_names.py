@@ -143,6 +143,18 @@ def test_display_is_printable_and_maps_back_to_exactly_one_name(name):
     assert ast.literal_eval('"' + shown.replace('"', '\\"') + '"') == name
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(codec=None), max_size=30)
+       | st.text(alphabet="\\'\"\x1bx1\n\u202e", max_size=12))
+def test_display_matches_the_character_rule_in_both_modes(name):
+    """The fast path (str.__repr__, quotes undone) is the per-character rule, quotes and
+    backslashes included."""
+    from dlviz_gpu.names import _escape
+
+    assert display(name) == "".join(_escape(c, True) for c in name)
+    assert display(name, exact=False) == "".join(_escape(c, False) for c in name)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=st.characters(codec=None), max_size=40))
 def test_style_label_is_accepted_by_holoviews_sanitizers(name):
