@@ -916,11 +916,11 @@ def _is_run(path: str) -> bool:
 
 def _serve_runs(args, t0: float) -> int:
     from .app.runs import RunBoard
-    from .watch.store import SchemaVersionError
+    from .watch.store import RunFileError
 
     try:
         board = RunBoard(args.paths)
-    except SchemaVersionError as err:
+    except RunFileError as err:  # damaged, foreign or newer run files: one line, exit 1
         raise NothingToShow(str(err)) from err
     return _run_server(board, args, t0)
 

@@ -615,3 +615,28 @@ def test_serve_refuses_runs_mixed_with_checkpoints(capsys, files, tmp_path):
     assert code == 2
     assert "expected only runs (dv.watch stores) or only checkpoints" in err
     assert files["single"].name in err
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not a run", "zeroed header"])
+def test_serve_of_a_damaged_run_exits_1_with_one_line(capsys, tmp_path, damage):
+    import sqlite3
+
+    from dlviz_gpu.watch import RunWriter
+
+    with RunWriter(tmp_path / "run1"):
+        pass
+    path = tmp_path / "run1" / "run.sqlite"
+    data = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(data[: len(data) // 3])
+    elif damage == "zeroed header":
+        path.write_bytes(b"\0" * 100 + data[100:])
+    else:
+        path.unlink()
+        with sqlite3.connect(path) as db:
+            db.execute("create table notes (body text)")
+    code, out, err = run(capsys, "serve", tmp_path / "run1", "--port", "0", "--no-browser")
+    assert code == 1 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dlviz: error: ")
+    assert "run.sqlite" in lines[0] and "Traceback" not in err
