@@ -362,7 +362,7 @@ def _counts(info) -> bool:
 
 def _totals(infos) -> dict:
     return {"tensors": len(infos), "params": sum(i.params for i in infos if _counts(i)),
-            "bytes": sum(i.nbytes for i in infos if i.tied_to is None)}
+            "bytes": sum(i.nbytes for i in infos if i.tied_to is None and not i.problem)}
 
 
 def _shape_text(shape) -> str:
@@ -395,7 +395,8 @@ def _tree_text(root, depth: int | None) -> str:
         if depth is None or d + 1 <= depth:
             for info in node.tensors:
                 leaf = info.name[len(node.path):].lstrip("./") if node.path else info.name
-                tied = f" (= {info.tied_to})" if info.tied_to else ""
+                tied = (f" (= {info.tied_to})" if info.tied_to else
+                        " (refused)" if info.problem else "")
                 rows.append(("  " * (d + 1) + leaf + tied, f"{info.params:,}",
                              format_bytes(info.nbytes),
                              f"{_shape_text(info.shape)} {info.dtype}"))

@@ -640,3 +640,17 @@ def test_serve_of_a_damaged_run_exits_1_with_one_line(capsys, tmp_path, damage):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("dlviz: error: ")
     assert "run.sqlite" in lines[0] and "Traceback" not in err
+
+
+def test_inspect_marks_a_refused_tensor_and_leaves_it_out_of_the_totals(capsys, tmp_path):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "mix.pt"
+    torch.save({"w": torch.zeros(1).expand(10**7, 10**7), "ok": torch.randn(64, 64)}, path)
+    code, out, err = run(capsys, "inspect", path)
+    assert code == 0 and err == ""
+    assert re.search(r"^w \(refused\) +10000000x10000000", out, re.M)
+    assert "2 tensors, 4,096 parameters, 16.0 KiB" in out
+    assert "1 listed but refused when read (left out of the totals): w: an expanded" in out
+    code, out, err = run(capsys, "inspect", "--tree", path)
+    assert code == 0 and "w (refused)" in out
+    assert re.search(r"^\(all\) +4,096 +16\.0 KiB", out, re.M)

@@ -80,8 +80,17 @@ class ModuleNode:
 
 
 def _counts(info: TensorInfo) -> bool:
-    """Whether a tensor counts towards parameter totals (unique, not a buffer)."""
-    return info.tied_to is None and info.kind != "buffer"
+    """Whether a tensor counts towards parameter totals (unique, not a buffer, not refused)."""
+    return info.tied_to is None and info.kind != "buffer" and not info.problem
+
+
+def _stored(info: TensorInfo) -> bool:
+    """Whether a tensor's bytes count towards byte totals (unique, not refused).
+
+    A refused tensor (an expanded view claiming 10^14 elements over one stored
+    element, say) would make the totals whatever its header claims.
+    """
+    return info.tied_to is None and not info.problem
 
 
 class Catalog(Mapping):
@@ -182,7 +191,7 @@ class Catalog(Mapping):
     @property
     def total_bytes(self) -> int:
         """Bytes of all unique tensors (tied weights once)."""
-        return sum(i.nbytes for i in self.infos if i.tied_to is None)
+        return sum(i.nbytes for i in self.infos if _stored(i))
 
     def metadata(self) -> dict:
         """safetensors ``__metadata__`` per file (files without any are left out)."""
@@ -213,7 +222,7 @@ class Catalog(Mapping):
                 node = self._module_node(info.module, at, depth, made)
             node.tensors.append(info)
             node.n_tensors += 1
-            if info.tied_to is None:
+            if _stored(info):
                 node.nbytes += info.nbytes
                 if info.kind != "buffer":
                     node.params += info.params
@@ -275,6 +284,7 @@ class Catalog(Mapping):
         shape_text: dict = {}
         size_text: dict = {}
         names = [i.name if i.tied_to is None else f"{i.name} (= {i.tied_to})" for i in rows]
+        names = [n if not i.problem else f"{n} (refused)" for n, i in zip(names, rows)]
         shapes = [shape_text.get(i.shape) or shape_text.setdefault(
             i.shape, "x".join(map(str, i.shape)) or "scalar") for i in rows]
         dtypes = [i.dtype for i in rows]
@@ -290,6 +300,11 @@ class Catalog(Mapping):
             lines.append(f"... {len(self.infos) - max_rows} more")
         lines.append(f"{len(self)} tensor{'' if len(self) == 1 else 's'}, {self.total_params:,} parameters, "
                      f"{format_bytes(self.total_bytes)}")
+        refused = [i for i in self.infos if i.problem]
+        if refused:
+            lines.append(f"{len(refused)} listed but refused when read (left out of the totals): "
+                         + "; ".join(f"{i.name}: {i.problem}" for i in refused[:3])
+                         + ("; ..." if len(refused) > 3 else ""))
         return "\n".join(lines)
 
     def __repr__(self) -> str:
