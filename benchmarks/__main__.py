@@ -103,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     ld.add_argument("--after", type=float, default=None,
                     help="seconds the server's memory is followed after the pages close "
                          "(default 60)")
+    ld.add_argument("--answer", type=float, default=None,
+                    help="seconds within which a wheel turn's picture counts as an answer "
+                         "(default 15)")
     ld.add_argument("--rest-wait", type=float, default=None,
                     help="seconds from the server's announcement to its memory at rest "
                          "(default 40: its warm-up session has ended)")
@@ -163,7 +166,7 @@ def main(argv=None) -> int:
 
         return run_load(out_dir=args.out, quick=args.quick, sessions=args.sessions,
                         duration_s=args.duration, side=args.size, after_s=args.after,
-                        rest_wait_s=args.rest_wait)
+                        rest_wait_s=args.rest_wait, answer_s=args.answer)
     from .gpu import run as run_gpu
 
     return run_gpu(out_dir=args.out, quick=args.quick, sim_smoke=args.sim_smoke,

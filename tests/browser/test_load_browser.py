@@ -49,8 +49,10 @@ def _run(tmp_path, *args):
 @pytest.mark.browser
 @pytest.mark.slow
 def test_three_sessions_zooming_at_once(tmp_path):
+    # --answer 300: a picture that comes at all answers its turn (a hang guard, not a
+    # time that decides anything); the benchmark's own default is 15 s
     r, out = _run(tmp_path, "--sessions", "3", "--duration", "15", "--size", "2048",
-                  "--after", "60")
+                  "--after", "60", "--answer", "300")
     print(out)
     assert r["failures"] == [], r["failures"]
     assert r["first_page_s"]["loaded"] == 3
@@ -62,7 +64,8 @@ def test_three_sessions_zooming_at_once(tmp_path):
     # isolation: no picture of another session's range, and a zoom in one session
     # left every other session's picture as it was
     assert r["foreign_updates"] == 0
-    assert r["isolation"] == {"ok": 3, "checks": 3}
+    assert r["isolation"]["ok"] == r["isolation"]["checks"] == 3
+    assert r["isolation"]["own_late"] == 0
     assert r["console_errors"] == 0, r["console_error_texts"]
     assert r["server_errors"] == []
     m = r["memory_mib"]
