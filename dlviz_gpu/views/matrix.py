@@ -443,7 +443,7 @@ class MatrixView:
                                           code=_RANGE_JS)}
         opts.update(dict(frame_width=frame_width, frame_height=frame_height,
                          invert_yaxis=True, tools=["hover"], hover_tooltips=tips,
-                         hover_formatters=formatters, hooks=[_weak_hook(self._hook)],
+                         hover_formatters=formatters, hooks=[weak_hook(self._hook)],
                          xlabel="column", ylabel="row", title=self.title(),
                          active_tools=["wheel_zoom"], lod=dict(ZOOM_LOD)))
         if self.norm == "symlog":
@@ -477,7 +477,7 @@ def prompt_ranges(plot, element=None) -> None:
             cb.debounce = None
 
 
-def _weak_hook(method):
+def weak_hook(method):
     """A plot hook calling ``method`` while its object lives, without keeping it alive.
 
     HoloViews keeps options (hooks included) in process-wide registries and
