@@ -1088,10 +1088,24 @@ class RunWriter:
             if self._closed:
                 return
             self._closed = True
+            def mark(con):
+                con.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                                [("status", "closed"), ("closed", _now_iso())])
+
             try:
-                self._transaction(lambda con: con.executemany(
-                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                    [("status", "closed"), ("closed", _now_iso())]))
+                try:
+                    self._transaction(mark)
+                except RunWriteError:
+                    # folding the WAL in lets it start again from its beginning: room for
+                    # the mark under a file-size limit (on a full disk the fold finds none)
+                    try:
+                        busy, _, _ = self._con.execute(
+                            "PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    except sqlite3.Error:
+                        busy = 1
+                    if busy:
+                        raise
+                    self._transaction(mark)
                 try:
                     self._con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 except sqlite3.Error:      # a reader in the middle of a read, a full disk: fine

@@ -449,3 +449,38 @@ def test_training_outlives_a_full_2mb_file_system(tiny_tmpfs, reference):
     assert all(a["step"] == report["stopped_at"] and "SQLITE_FULL" in a["message"]
                for a in alerts)
     assert status in ("closed", "running")
+
+
+CLOSE_CHILD = textwrap.dedent("""
+    import json, resource, signal, sys
+    from dlviz_gpu.watch.store import RunWriteError, RunWriter, StepRecord
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # EFBIG instead of a killed process
+    store, limit = sys.argv[1], int(sys.argv[2])
+    w = RunWriter(store)
+    w.write([StepRecord(step=0, time=0.0, scalars={"loss": 1.0})])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    step, error = 1, None
+    while error is None:
+        try:
+            w.write([StepRecord(step=step, time=float(step), scalars={"loss": 1.0 / step})])
+            step += 1
+        except RunWriteError as e:
+            error = str(e)
+    w.close()                       # the WAL is what the limit stopped: folded, then the mark
+    print(json.dumps({"steps": step, "error": error}))
+""")
+
+
+def test_writer_close_folds_the_wal_to_write_the_closed_mark_under_a_file_size_limit(tmp_path):
+    # each step commits a few WAL frames: the WAL (not the run file) reaches the limit first,
+    # and the closed mark fits once the WAL is folded into the file and starts again
+    store = tmp_path / "fsize"
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    p = subprocess.run([sys.executable, "-c", CLOSE_CHILD, str(store), "400000"], cwd=REPO,
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    report = json.loads(p.stdout.strip().splitlines()[-1])
+    assert "RLIMIT_FSIZE" in report["error"]
+    with open_run(store) as r:
+        assert r.steps().tolist() == list(range(report["steps"]))
+        assert r.meta["status"] == "closed"
