@@ -571,6 +571,15 @@ def _cmd_render(args) -> int:
                 else (i, lay, note) for i, lay, note in todo]
         drawable = drawable[:args.max_tensors]
     if not drawable:
+        refused = [i for i, _, _ in todo if i.problem]
+        if refused and len(refused) == len(todo):
+            # what reading it says: the file, the tensor and why (an expanded view)
+            from .models import CheckpointError
+
+            first = refused[0]
+            more = f" ({len(refused) - 1} more refused)" if len(refused) > 1 else ""
+            raise CheckpointError(first.source,
+                                  f"tensor {first.name!r} is refused: {first.problem}{more}")
         reasons = "; ".join(f"{i.name}: {note}" for i, _, note in todo[:5])
         raise NothingToShow(f"none of the {len(todo)} selected tensors can be drawn ({reasons})")
     writer = _PngReport if args.png else _HtmlReport
