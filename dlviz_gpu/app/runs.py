@@ -21,6 +21,21 @@ While a run is being written (``Run.live``), the page checks for new steps
 every :data:`FOLLOW_SECONDS` and redraws what changed, without a reload.
 Views of several runs (all but the curves) show the run chosen in ``run``.
 
+Following starts once the browser has loaded the page, never before: Panel
+(1.9.4) drops the changes a session makes between the browser's pull of the
+document and its "document ready" message, as if the browser would pull them
+later, and Bokeh then counts the models those changes created as sent.  A
+redraw in that window would leave the browser without them, and every later
+redraw that refers to one (a stylesheet Panel shares between panes) would be
+refused by BokehJS (``reference ... isn't known``): the page would never
+show new steps again.
+
+A run file that goes bad while it is shown (deleted, truncated, replaced by
+something that is not a run) is a :class:`~dlviz_gpu.watch.store.RunFileError`
+on every read: the status line says the run cannot be read and why, the views
+show the same note, and the page keeps answering; it recovers by itself when
+the file is a run again.
+
 Names are data: run, scalar and parameter names are shown through
 :func:`dlviz_gpu.names.display` (control characters as escapes); the
 widgets give back the exact names.
@@ -31,9 +46,10 @@ from __future__ import annotations
 import functools
 import html
 import operator
+import os
 
 from ..names import display, displayed
-from ..watch.store import Run, open_run
+from ..watch.store import Run, RunFileError, open_run
 from .board import Board, note
 
 __all__ = ["RunBoard", "RunSession", "FOLLOW_SECONDS"]
@@ -90,8 +106,9 @@ class RunSession:
         has its own).
     periodic : bool
         Check for new steps every :data:`FOLLOW_SECONDS` (a Panel periodic
-        callback of this session).  The demo's dashboard calls :meth:`tick`
-        from its own callback instead.
+        callback of this session, started once the browser has loaded the
+        page).  The demo's dashboard calls :meth:`tick` from its own callback
+        instead.
 
     Attributes
     ----------
@@ -111,14 +128,15 @@ class RunSession:
 
         self.runs = _open(runs)
         self.pn = pn
-        params = self.runs[0].params
+        # a run file that went bad since the board opened it: the page still opens
+        params = _readable(lambda: self.runs[0].params, [])
         names = [p.name for p in params]
         # the widgets show names with controls escaped and give back the exact ones
         self.run_select = name_select(label="run",
                                       options=displayed(r.name for r in self.runs),
                                       value=self.runs[0].name, width=220,
                                       visible=len(self.runs) > 1)
-        scalars = sorted({n for r in self.runs for n in r.scalar_names()})
+        scalars = sorted({n for r in self.runs for n in _readable(r.scalar_names, [])})
         first = [n for n in ("loss", "lr") if n in scalars] or scalars[:1]
         self.curves = pn.widgets.MultiChoice(label="scalars", options=displayed(scalars),
                                              value=first, width=360)
@@ -161,7 +179,7 @@ class RunSession:
                       (self.step_a, self._draw_diff), (self.step_b, self._draw_diff),
                       (self.run_select, self._draw_all)):
             w.param.watch(lambda event, fn=fn: fn(), "value")
-        self.last_steps = self._last_steps()
+        self.last_steps = _readable(self._last_steps, (None,) * len(self.runs))
         self._drawers = {"Curves": self._draw_curves, "Gradient flow": self._draw_flow,
                          "Update ratio": self._draw_updates, "Distributions": self._draw_dist,
                          "Weights": self._draw_weights, "Alerts": self._draw_alerts}
@@ -178,8 +196,16 @@ class RunSession:
         self.layout = pn.Column(*header, self.status, pn.Row(self.run_select, self.follow),
                                 self.tabs_widget, sizing_mode="stretch_width")
         self.visible = self.tabs[0].name     # until a page that embeds the tabs says otherwise
+        self._following = None
         if periodic and any(r.live for r in self.runs):
-            pn.state.add_periodic_callback(self.tick, period=int(FOLLOW_SECONDS * 1000))
+            # not before the browser has the page (see the module's docstring); outside
+            # a server (a notebook, a test) onload runs the callback now
+            pn.state.onload(self._start_following)
+
+    def _start_following(self) -> None:
+        if self._following is None:
+            self._following = self.pn.state.add_periodic_callback(
+                self.tick, period=int(FOLLOW_SECONDS * 1000))
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -196,22 +222,10 @@ class RunSession:
     def _status_text(self) -> str:
         lines = []
         for r in self.runs:
-            last = r.last_step
-            if last is None:
-                lines.append(f"**{_shown(r.name)}**: waiting for the first step")
-                continue
-            state = "training" if r.live else "finished"
-            recorded = len(r.steps(recorded=True))
-            parts = [f"**{_shown(r.name)}** ({state}): step {last:,}",
-                     f"{recorded:,} recorded"]
-            if "loss" in r.scalar_names():
-                _, loss = r.scalar("loss", since=last)
-                if len(loss):
-                    parts.append(f"loss {loss[-1]:.4g}")
-            n = len(r.alerts())
-            if n:
-                parts.append(f"**{n} alert{'s' if n > 1 else ''}**")
-            lines.append(", ".join(parts))
+            try:
+                lines.append(_run_status(r))
+            except RunFileError as err:     # deleted, truncated, no longer a run
+                lines.append(f"**{_shown(r.name)}**: {_unreadable(err)}")
         return "  \n".join(lines)
 
     # -- drawing -------------------------------------------------------------------------
@@ -220,6 +234,9 @@ class RunSession:
         pn = self.pn
         try:
             obj = build()
+        except RunFileError as err:         # a ValueError: before the generic note
+            pane.objects = [note(pn, self._unreadable_note(err))]
+            return
         except (KeyError, ValueError, LookupError) as err:
             msg = err.args[0] if err.args else str(err)
             pane.objects = [note(pn, f"nothing to draw yet: {display(msg, exact=False)}")]
@@ -230,6 +247,14 @@ class RunSession:
             kwargs = {}
         # the pane's layout: the plot and, for a HoloMap, its widgets (the step player)
         pane.objects = [pn.pane.HoloViews(obj, **kwargs).layout]
+
+    def _unreadable_note(self, err: RunFileError) -> str:
+        """Plain text (``note`` escapes it): which run cannot be read, and why."""
+        names = [r.name for r in self.runs if os.fspath(r.path) == err.path]
+        if not names:
+            return f"cannot be read: {display(str(err), exact=False)}"
+        return (f"{display(names[0], exact=False)}: cannot be read: "
+                f"{display(err.problem, exact=False)}")
 
     def set_visible(self, name: str | None) -> None:
         """Say which tab is on screen (None: none of these); a stale one is redrawn now.
@@ -283,7 +308,12 @@ class RunSession:
         if name is None:
             self.weights_pane.objects = [note(pn, "no weight matrices in this run")]
             return
-        steps = [int(s) for s in self.run.snapshot_steps(name)]
+        try:
+            steps = [int(s) for s in self.run.snapshot_steps(name)]
+        except RunFileError as err:
+            self.weights_pane.objects = [note(pn, self._unreadable_note(err))]
+            self.diff_pane.objects = []
+            return
         self._syncing = True
         try:
             old = (self.step_a.value, self.step_b.value)
@@ -310,9 +340,19 @@ class RunSession:
             self.run, self.wparam.value, a, b, stat=self.wstat.value))
 
     def tick(self) -> bool:
-        """Redraw when a run has new steps (and following is on); True when it redrew."""
+        """Redraw when a run has new steps (and following is on); True when it redrew.
+
+        Does nothing (False) in a served session whose browser has not loaded
+        the page yet (see the module's docstring), and redraws nothing while
+        a run file cannot be read (the status line says why).
+        """
+        if not self.pn.state.loaded:
+            return False
         self.status.object = self._status_text()
-        now = self._last_steps()
+        try:
+            now = self._last_steps()
+        except RunFileError:
+            return False
         if not self.follow.value or now == self.last_steps:
             return False
         self.last_steps = now
@@ -351,6 +391,37 @@ def compare_curves(runs, names=("loss",), smoothing: float = 0.6, width: int = 9
     if not plots:
         raise KeyError(f"none of {list(names)} recorded with two steps or more yet")
     return hv.Layout(plots).cols(1) if len(plots) > 1 else plots[0]
+
+
+def _run_status(r: Run) -> str:
+    """The status line of one run (Markdown); RunFileError when its file cannot be read."""
+    last = r.last_step
+    if last is None:
+        return f"**{_shown(r.name)}**: waiting for the first step"
+    state = "training" if r.live else "finished"
+    recorded = len(r.steps(recorded=True))
+    parts = [f"**{_shown(r.name)}** ({state}): step {last:,}", f"{recorded:,} recorded"]
+    if "loss" in r.scalar_names():
+        _, loss = r.scalar("loss", since=last)
+        if len(loss):
+            parts.append(f"loss {loss[-1]:.4g}")
+    n = len(r.alerts())
+    if n:
+        parts.append(f"**{n} alert{'s' if n > 1 else ''}**")
+    return ", ".join(parts)
+
+
+def _unreadable(err: RunFileError) -> str:
+    """Markdown: why a run cannot be read (the problem, without its path)."""
+    return f"cannot be read: {_shown(err.problem)}"
+
+
+def _readable(read, default):
+    """``read()``, or ``default`` when a run file cannot be read (the page still opens)."""
+    try:
+        return read()
+    except RunFileError:
+        return default
 
 
 def _shown(text) -> str:

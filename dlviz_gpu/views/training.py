@@ -310,8 +310,11 @@ def gradient_flow(run, stat: str = "norm", kind: str = "grad", width: int = 900,
                                                 hv.Dimension("y", label="parameter")],
                    vdims=vdims)
     marks_data = np.where(nbad > 0, 1.0, np.nan)
+    # its range given: HoloViews would take it from the data, all NaN without NaN/inf cells
+    # (numpy's "All-NaN slice" warning at every draw)
     marks = hv.Image(marks_data[::-1] if P else np.full((1, ncol), np.nan), bounds=bounds,
-                     kdims=img.kdims, vdims=[hv.Dimension("nan_mark", label="NaN/inf")])
+                     kdims=img.kdims, vdims=[hv.Dimension("nan_mark", label="NaN/inf",
+                                                          range=(0.0, 2.0))])
 
     from bokeh.models import CustomJSHover
 

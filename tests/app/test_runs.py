@@ -181,3 +181,133 @@ def test_a_live_run_redraws_only_the_tab_on_screen(tmp_path):
         assert pane_object(s.curves_pane) is not curves
     finally:
         w.close()
+
+
+def test_a_served_page_follows_the_run_only_once_the_browser_has_it(tmp_path):
+    # Panel drops what a session changes between the browser's pull of the document and
+    # its "document ready" message; a redraw in that window left the browser without
+    # models that every later redraw referred to, so the page never showed new steps
+    import weakref
+
+    from bokeh.document import Document
+    from panel.io.document import MockSessionContext
+    from panel.io.state import set_curdoc
+
+    w = live_run(tmp_path / "live", 3)
+    doc = Document()
+    context = MockSessionContext(document=doc)
+    doc._session_context = weakref.ref(context)        # a served session, not yet loaded
+    s = None
+    try:
+        with set_curdoc(doc):
+            s = RunSession([tmp_path / "live"], periodic=True)
+            assert s._following is None                  # no periodic callback yet
+            w.log(10, loss=0.5)
+            w.flush()
+            status = s.status.object
+            assert s.tick() is False and s.status.object == status   # nothing touched
+            pn.state._on_load(doc)                       # the browser's "document ready"
+            assert s._following is not None and s._following.period == 2000
+            assert s.tick() is True and "step 10" in s.status.object
+    finally:
+        if s is not None and s._following is not None:
+            s._following.stop()
+        w.close()
+
+
+def test_a_page_outside_a_server_follows_at_once(tmp_path):
+    w = live_run(tmp_path / "live", 3)
+    try:
+        s = RunSession([tmp_path / "live"], periodic=True)
+        assert s._following is not None
+        s._following.stop()
+        w.log(10, loss=0.5)
+        w.flush()
+        assert s.tick() is True and "step 10" in s.status.object
+    finally:
+        w.close()
+
+
+def _shown_note(pane) -> str:
+    text = pane_object(pane).object
+    assert isinstance(text, str), pane
+    return text
+
+
+def _spoil(path, how):
+    """Make the run file at ``path`` bad: delete it (and its WAL), truncate or replace it."""
+    if how == "deleted":
+        for side in ("", "-wal", "-shm"):
+            p = path.with_name(path.name + side)
+            if p.exists():
+                p.unlink()
+    elif how == "truncated":
+        with open(path, "r+b") as f:
+            f.truncate(0)
+    else:
+        path.write_bytes(b"these are not the steps you are looking for\n" * 200)
+
+
+@pytest.mark.parametrize("how", ["deleted", "truncated", "replaced"])
+def test_a_run_file_going_bad_is_shown_and_the_board_keeps_answering(tmp_path, how):
+    from dlviz_gpu.watch.store import RunFileError
+
+    store = tmp_path / "live"
+    w = live_run(store, 3)
+    try:
+        board = RunBoard(store)
+        s = RunSession(board.runs, periodic=False)
+        w.log(5, loss=0.1)
+        w.flush()
+        assert s.tick() is True and "step 5" in s.status.object    # followed
+        if how != "deleted":
+            w.close()          # a finished run (a live one's WAL still holds its steps)
+        _spoil(store / "run.sqlite", how)
+        with pytest.raises(RunFileError) as caught:
+            board.runs[0].last_step
+        problem = caught.value.problem
+
+        # the periodic check: no exception, nothing redrawn, the status says why
+        assert s.tick() is False
+        assert s.status.object == f"**live**: cannot be read: {problem}"
+        assert s.tick() is False                                      # and again
+        # the views the user asks for now show the note instead of raising
+        s.tabs_widget.active = 4                                      # the weights
+        s.wstat.value = "extremum"
+        s.kind.value = "weight"
+        s.smoothing.value = 0.1
+        for pane in (s.weights_pane, s.dist_pane, s.curves_pane):
+            assert _shown_note(pane) == f"*live: cannot be read: {problem}*", pane
+        # a page opened now (the board's runs are shared) opens and says the same
+        page = RunSession(board.runs, periodic=False)
+        assert page.status.object == s.status.object
+        assert _shown_note(page.flow_pane) == f"*live: cannot be read: {problem}*"
+    finally:
+        try:
+            w.close()
+        except Exception:      # its file is gone: the writer's own business
+            pass
+
+
+def test_a_run_file_going_bad_shows_its_name_and_problem_escaped(tmp_path):
+    name = "ru<n>\x1b"
+    w = live_run(tmp_path / name, 2)
+    w.close()
+    s = RunSession([tmp_path / name], periodic=False)
+    _spoil(tmp_path / name / "run.sqlite", "deleted")
+    assert s.tick() is False
+    assert s.status.object.startswith("**ru&lt;n&gt;\\x1b**: cannot be read: ")
+
+
+def test_a_deleted_run_written_again_is_followed_again(tmp_path):
+    store = tmp_path / "live"
+    w = live_run(store, 3)
+    w.close()
+    s = RunSession([store], periodic=False)
+    _spoil(store / "run.sqlite", "deleted")
+    assert s.tick() is False and "cannot be read" in s.status.object
+    w = live_run(store, 6)                      # a new run at the same place
+    try:
+        assert s.tick() is True and "(training): step 5" in s.status.object
+    finally:
+        w.close()

@@ -101,3 +101,23 @@ def test_dlviz_serve_follows_a_live_run(tab, command, trainer):
     assert len(steps) >= 2 and all(int(v) % 5 == 0 for v in steps), steps
     tab.assert_clean()
     app.assert_clean()
+
+
+def test_dlviz_serve_says_when_the_run_file_goes_bad(tab, command, trainer):
+    app = command("serve", trainer)
+    url = app.wait_ready()
+    page = tab.page
+    bj.load(page, url)
+    training = page.get_by_text(re.compile(r"\(training\): step [\d,]+"))
+    bj.wait_until(lambda: training.count() >= 1, page, "the run's status line")
+
+    # the run file is deleted under the page (the trainer writes on, to no file)
+    run_file = trainer / "run.sqlite"
+    for side in ("", "-wal", "-shm"):
+        run_file.with_name(run_file.name + side).unlink(missing_ok=True)
+    gone = page.get_by_text(re.compile(r"live-run: cannot be read: the run file is gone"))
+    bj.wait_until(lambda: gone.count() >= 1, page, "the status line saying the run is gone")
+    assert training.count() == 0
+
+    tab.assert_clean()
+    app.assert_clean()
