@@ -214,7 +214,7 @@ class MatrixView:
         self.layout = layout
         self.backend = backend
         self.rows, self.cols = self.matrix.shape
-        self.label = label or "tensor"
+        self.label = style.label(label or "tensor")   # names are data (style.label)
         self.updates = 0
         self.last: dict = {}
         self._lock = threading.Lock()
@@ -463,18 +463,70 @@ class MatrixView:
 
 
 def prompt_ranges(plot, element=None) -> None:
-    """Have a served plot compute a zoom as soon as its range arrives.
+    """Pace a served plot's zooms: each as soon as its range arrives, one picture in flight.
 
-    HoloViews waits until no range event came for 100 ms before it calls the
-    view (its ``RangeXYCallback.debounce``); BokehJS already sends a zoom's
-    range only once the wheel rests (:data:`ZOOM_LOD`), so that wait only
-    delays every picture.  A session's range events that arrive while the
-    server is busy are still merged: HoloViews computes only the latest.
-    A plot hook (``plot``, ``element``).
+    - HoloViews waits until no range event came for 100 ms before it calls
+      the view (``RangeXYCallback.debounce``); BokehJS already sends a
+      zoom's range only once the wheel rests (:data:`ZOOM_LOD`), so that
+      wait only delayed every picture: it is dropped.
+    - The next zoom of a session is computed only once its browser has
+      taken the previous picture off the server's socket (at most
+      :data:`PACE_MAX_S`): a browser slower than the server (a busy
+      machine, a slow link, many open pages) otherwise got every picture
+      the server could make, queued them, and fell further behind with each
+      wheel turn.  The range events that arrive meanwhile are merged by
+      HoloViews, so only the latest range is computed, and the last one
+      always is.
+
+    A plot hook (``plot``, ``element``); it changes nothing outside a Bokeh
+    server session.
     """
     for cb in getattr(plot, "callbacks", None) or ():
-        if type(cb).__name__ == "RangeXYCallback" and getattr(cb, "debounce", None) is not None:
+        if type(cb).__name__ != "RangeXYCallback":
+            continue
+        if getattr(cb, "debounce", None) is not None:
             cb.debounce = None
+        if not getattr(cb, "_dlviz_paced", False) and hasattr(cb, "process_on_event"):
+            cb._dlviz_paced = True
+            cb.process_on_event = _paced(cb, cb.process_on_event)
+
+
+#: the longest a session's next zoom waits for its browser to take the last picture
+PACE_MAX_S = 10.0
+#: how often the wait looks at the socket
+PACE_POLL_S = 0.02
+
+
+def _paced(cb, process):
+    """``process`` (HoloViews' ``process_on_event``) run once ``cb``'s browser took the last picture."""
+    import asyncio
+
+    async def process_on_event(*args, **kwargs):
+        deadline = time.monotonic() + PACE_MAX_S
+        while time.monotonic() < deadline and receiving(getattr(cb, "plot", None)):
+            await asyncio.sleep(PACE_POLL_S)
+        return await process(*args, **kwargs)
+
+    return process_on_event
+
+
+def receiving(plot) -> bool:
+    """Whether the browser of a served plot's session has not yet taken all the server sent.
+
+    That is whether the server still holds bytes of a message to it (Tornado
+    writes as fast as the browser reads; Chromium reads a websocket only as
+    fast as its page handles the messages).  False outside a server session.
+    """
+    doc = getattr(plot, "document", None)
+    try:
+        session = doc.session_context._session
+        for conn in list(session._subscribed_connections):
+            stream = conn._socket.ws_connection.stream
+            if stream is not None and stream.writing():
+                return True
+    except AttributeError:  # no session, a closed connection, another server
+        return False
+    return False
 
 
 def weak_hook(method):

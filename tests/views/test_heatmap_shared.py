@@ -180,3 +180,37 @@ def test_a_zoomable_view_keeps_only_its_current_frame(make):
         rng.event(x_range=(0.01 * k, 0.5 + 0.01 * k), y_range=(0.02 * k, 0.4 + 0.02 * k))
     assert dmap.view.updates >= 6
     assert len(dmap.data) <= 1
+
+
+def test_a_sessions_next_zoom_waits_until_its_browser_took_the_last_picture(monkeypatch):
+    """A browser slower than the server gets one picture at a time, the latest range's."""
+    import asyncio
+
+    import holoviews as hv
+
+    renderer = hv.renderer("bokeh").instance(mode="server")
+    plot = renderer.get_plot(dv.heatmap(np.eye(40, dtype=np.float32)))
+    (cb,) = [c for c in plot.callbacks if type(c).__name__ == "RangeXYCallback"]
+    wrapped = cb.process_on_event
+    M.prompt_ranges(plot)                       # a second hook call wraps nothing again
+    assert cb.process_on_event is wrapped and cb._dlviz_paced
+    assert M.receiving(plot) is False           # no server session: nothing to wait for
+
+    seen = []
+    writing = iter([True, True, True, False])   # the socket drains after three looks
+    monkeypatch.setattr(M, "receiving", lambda p: seen.append(p) or next(writing))
+    processed = []
+
+    async def process(*args, **kwargs):
+        processed.append(len(seen))
+
+    paced = M._paced(cb, process)
+    asyncio.run(paced())
+    assert processed == [4] and all(p is plot for p in seen)
+
+    # a browser that never drains: the zoom is computed after PACE_MAX_S all the same
+    monkeypatch.setattr(M, "PACE_MAX_S", 0.05)
+    monkeypatch.setattr(M, "receiving", lambda p: True)
+    processed.clear()
+    asyncio.run(M._paced(cb, process)())
+    assert processed == [4]
