@@ -224,7 +224,7 @@ class PointsView:
         self.spread = self._check_spread(spread)
         self.labels = self._check_labels(labels, names)
         self.backend = backend
-        self.label = label or ("points" if not self.has_value else "value")
+        self.label = style.label(label or ("points" if not self.has_value else "value"))
         self._frame = (700, 500)
         self.updates = 0
         self.last: dict = {}
@@ -434,7 +434,8 @@ class PointsView:
     def hover_fields(self) -> list[tuple[str, str]]:
         fields = [("count", "points")]
         if self.has_category and self.n_categories <= HOVER_CATEGORIES:
-            fields += [(f"cat_{k}", self.labels[k]) for k in range(self.n_categories)]
+            shown = style.labels(self.labels)
+            fields += [(f"cat_{k}", shown[k]) for k in range(self.n_categories)]
         if self.has_value:
             if self.agg == "sum":
                 fields.append(("sum", "sum"))
@@ -506,8 +507,9 @@ class PointsView:
         hover = hover.opts(backend="bokeh", alpha=0, colorbar=False,
                            cmap=["#000000", "#000000"], tools=["hover"],
                            hover_tooltips=tips, hover_formatters=formatters)
+        # names are data: HoloViews fails on some characters in a label (style.label)
         legend = [hv.Points(style.LEGEND_POINT, kdims=kdims, label=lab).opts(backend="bokeh", color=col, size=8)
-                  for lab, col in zip(self.labels, self.colors)]
+                  for lab, col in zip(style.labels(self.labels), self.colors)]
         over = hv.Overlay([rgb, hover, *legend])
         return over.opts(backend="bokeh", show_legend=True, legend_limit=len(legend) + 3,
                          hooks=[prompt_ranges])

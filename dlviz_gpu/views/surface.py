@@ -405,9 +405,10 @@ class SurfaceView:
         if self.hover == "full" and g.scores is not None and \
                 g.scores.shape[2] <= HOVER_CLASSES:
             kind = "p" if self.model.method != "decision_function" else "score"
+            shown = style.labels(self.labels)
             for k in range(g.scores.shape[2]):
                 planes.append((f"s{k}", g.scores[..., k].astype(np.float32),
-                               f"{kind}({self.labels[k] if k < len(self.labels) else k})"))
+                               f"{kind}({shown[k] if k < len(shown) else k})"))
         planes.append(("samples", res["count"].astype(np.float32), "samples"))
         data = np.dstack([p[::-1] for _, p, _ in planes])
         vd = [hv.Dimension(n, label=lab) for n, _, lab in planes]
@@ -448,7 +449,8 @@ class SurfaceView:
                 path = hv.Path(lines, kdims=kd, group="Density")
                 layers.append(path.opts(backend="bokeh", color=self.colors[k], line_width=1.4,
                                         line_alpha=0.9))
-        for lab, col in zip(self.labels, self.colors):
+        # names are data: HoloViews fails on some characters in a label (style.label)
+        for lab, col in zip(style.labels(self.labels), self.colors):
             layers.append(hv.Points(style.LEGEND_POINT, kdims=kd, label=lab).opts(backend="bokeh", color=col,
                                                                   size=8))
         out = hv.Overlay(layers).opts(backend="bokeh", show_legend=True,
