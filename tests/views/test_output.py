@@ -274,3 +274,37 @@ def test_a_websocket_message_that_fails_is_answered_without_the_traceback(view, 
     assert reply.content["text"].startswith(MESSAGE_FAILED.split(" (")[0])
     assert SECRET not in reply.content_json
     assert _logged(caplog, _reference(reply.content["text"])).exc_info[0] is ValueError
+
+
+def _ws_handshake(url: str, origin: str) -> int:
+    """The HTTP status of a websocket upgrade to the page's ``/ws`` sent from ``origin``."""
+    import base64
+    import os
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/") + "/ws"
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+               f"Sec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n\r\n")
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.sendall(request.encode())
+        status = sock.recv(4096).split(b"\r\n", 1)[0]
+    return int(status.split()[1])
+
+
+def test_a_websocket_from_a_foreign_origin_is_refused(view):
+    """Bokeh's origin check: a page on another site cannot drive a served view."""
+    url = dv.serve(view)
+    try:
+        _get(url)                                       # the page itself is served
+        host = url.split("/")[2]
+        assert _ws_handshake(url, "http://evil.example") == 403
+        assert _ws_handshake(url, f"http://{host}.evil.example") == 403
+        # this machine's own origin is not refused by the origin check (Bokeh then asks
+        # for the session token that only the served page carries)
+        assert _ws_handshake(url, f"http://{host}") != 403
+    finally:
+        url.stop()
