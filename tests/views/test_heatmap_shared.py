@@ -182,10 +182,33 @@ def test_a_zoomable_view_keeps_only_its_current_frame(make):
     assert len(dmap.data) <= 1
 
 
+def _run_apart(coroutine_function):
+    """Run a coroutine to its end on a thread of its own.
+
+    A browser test earlier in the session may leave an event loop running on
+    this thread (Playwright's sync API), where ``asyncio.run`` refuses.
+    """
+    import asyncio
+    import threading
+
+    failure = []
+
+    def main():
+        try:
+            asyncio.run(coroutine_function())
+        except BaseException as exc:            # re-raised on the test's thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=main)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "the coroutine did not finish within 30 s"
+    if failure:
+        raise failure[0]
+
+
 def test_a_sessions_next_zoom_waits_until_its_browser_took_the_last_picture(monkeypatch):
     """A browser slower than the server gets one picture at a time, the latest range's."""
-    import asyncio
-
     import holoviews as hv
 
     renderer = hv.renderer("bokeh").instance(mode="server")
@@ -205,12 +228,12 @@ def test_a_sessions_next_zoom_waits_until_its_browser_took_the_last_picture(monk
         processed.append(len(seen))
 
     paced = M._paced(cb, process)
-    asyncio.run(paced())
+    _run_apart(paced)
     assert processed == [4] and all(p is plot for p in seen)
 
     # a browser that never drains: the zoom is computed after PACE_MAX_S all the same
     monkeypatch.setattr(M, "PACE_MAX_S", 0.05)
     monkeypatch.setattr(M, "receiving", lambda p: True)
     processed.clear()
-    asyncio.run(M._paced(cb, process)())
+    _run_apart(M._paced(cb, process))
     assert processed == [4]
