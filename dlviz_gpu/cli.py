@@ -353,16 +353,12 @@ def layer_of(module: str) -> str:
     return rule(module)
 
 
-def _counts(info) -> bool:
-    """Whether a tensor counts towards parameter totals (the catalog's rule)."""
-    from .models.catalog import _counts as rule
-
-    return rule(info)
-
-
 def _totals(infos) -> dict:
-    return {"tensors": len(infos), "params": sum(i.params for i in infos if _counts(i)),
-            "bytes": sum(i.nbytes for i in infos if i.tied_to is None and not i.problem)}
+    """Tensors, parameters and bytes of ``infos`` by the catalog's rules."""
+    from .models.catalog import counts_in_totals, stored_in_totals
+
+    return {"tensors": len(infos), "params": sum(i.params for i in infos if counts_in_totals(i)),
+            "bytes": sum(i.nbytes for i in infos if stored_in_totals(i))}
 
 
 def _shape_text(shape) -> str:

@@ -4,7 +4,7 @@
 >>> h = dv.histogram(dict(model.named_parameters()))     # T tensors -> (T, 256) counts
 >>> h.percentile([1, 50, 99]), h.to_xarray()
 
-Semantics (DESIGN.md, "Histogram"): edges ``e_0 < ... < e_B``; a value is in
+Semantics (docs/architecture.md, "Histogram"): edges ``e_0 < ... < e_B``; a value is in
 bin ``k`` when ``e_k <= v < e_{k+1}``, the last bin includes ``e_B``; values
 below ``e_0`` (``underflow``), above ``e_B`` (``overflow``), NaN, +inf and
 -inf are counted separately, so ``counts.sum() + underflow + overflow + nan +
@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from . import backend as _backend
+from .checks import check_choice, check_flag
 from .tensors import Matrix, as_matrix
 
 SCALES = ("linear", "log", "symlog")
@@ -93,7 +94,7 @@ class Histogram:
                              + f" for counts of shape {counts.shape}; got {edges.shape}")
         if not np.isfinite(edges).all() or not (np.diff(edges, axis=-1) > 0).all():
             raise ValueError("edges: expected finite, strictly increasing values")
-        scale = _check_scale(scale)
+        scale = check_choice(scale, "scale", SCALES)
         self.counts = counts
         self.edges = edges
         specials = {}
@@ -358,12 +359,6 @@ class Histogram:
 # Validation
 # --------------------------------------------------------------------------
 
-def _check_scale(scale) -> str:
-    if not isinstance(scale, str) or scale not in SCALES:
-        raise ValueError(f"scale: expected one of {', '.join(map(repr, SCALES))}; got {scale!r}")
-    return scale
-
-
 def _check_bins(bins):
     """An int count or an edges array (validated)."""
     from .kernels.histogram import MAX_BINS
@@ -401,7 +396,7 @@ def _short(a: np.ndarray) -> str:
 def _check_range(value):
     if value is None:
         return None
-    from .kernels._common import window_problem
+    from .kernels import window_problem
 
     try:
         lo, hi = value
@@ -489,8 +484,11 @@ class _Empty:
         self.device = "cpu"
 
 
-def _intake(t, where_label: str):
-    """A Matrix over ``t`` (any rank, read in place), or _Empty for zero elements."""
+def _intake(t, name: str):
+    """A Matrix over ``t`` (any rank, read in place), or _Empty for zero elements.
+
+    ``name`` is the argument's name errors start with (``tensors[2]``, say).
+    """
     if isinstance(t, Matrix):
         return t
     shape = _shape_of(t)
@@ -503,19 +501,13 @@ def _intake(t, where_label: str):
     if int(np.prod(shape)) == 0:
         dtype = getattr(t, "dtype", "float64")
         return _Empty(str(dtype).replace("torch.", ""))
+    if len(shape) <= 2:
+        return as_matrix(t, layout="auto", name=name)
+    # the layout is irrelevant to a histogram; pick one that needs no copy
     try:
-        if len(shape) <= 2:
-            return as_matrix(t, layout="auto")
-        # the layout is irrelevant to a histogram; pick one that needs no copy
-        try:
-            return as_matrix(t, layout="flatten")
-        except ValueError:
-            return as_matrix(t, layout="stack")
-    except (TypeError, ValueError) as exc:
-        msg = str(exc)
-        if where_label and msg.startswith("tensor:"):
-            msg = f"{where_label}{msg[len('tensor'):]}"
-        raise type(exc)(msg) from None
+        return as_matrix(t, layout="flatten", name=name)
+    except ValueError:
+        return as_matrix(t, layout="stack", name=name)
 
 
 # --------------------------------------------------------------------------
@@ -633,12 +625,11 @@ def histogram(tensors, bins=256, range=None, scale: str = "linear",  # noqa: A00
     """
     from .kernels import histogram as kh
 
-    scale = _check_scale(scale)
+    scale = check_choice(scale, "scale", SCALES)
     nb_or_edges = _check_bins(bins)
     rng = _check_range(range)
     linthresh = _check_linthresh(linthresh)
-    if not isinstance(shared_range, (bool, np.bool_)):
-        raise TypeError(f"shared_range: expected True or False; got {shared_range!r}")
+    check_flag(shared_range, "shared_range")
     explicit = isinstance(nb_or_edges, np.ndarray)
     if explicit and rng is not None:
         raise ValueError(f"range: expected None when bins is an array of edges (the edges "

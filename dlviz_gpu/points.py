@@ -15,7 +15,9 @@ import numpy as np
 from . import backend as _backend
 from .kernels import DECODE_BF16, DECODE_F16
 from .kernels import points as _kpoints
-from .raster import Canvas, Raster, check_range, check_size
+from .optional import is_torch_tensor
+from .checks import check_range, check_size
+from .raster import Canvas, Raster
 from .tensors import as_matrix
 
 # statistics a points raster can offer, in the order Raster.stats lists them
@@ -47,13 +49,6 @@ class _Col:
         return _kpoints.column(_backend.buffer_for(m, where), m.offset, m.cols.t1, m.decode)
 
 
-def _is_torch(obj) -> bool:
-    import sys
-
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(obj, torch.Tensor)
-
-
 _TORCH_OK = ("float64", "float32", "float16", "bfloat16", "int8", "uint8", "int16", "int32",
              "int64", "bool")
 
@@ -71,7 +66,7 @@ def _categorical(obj):
 
 def _shape_dtype(obj, name: str):
     """(shape, dtype name, is numeric) without copying the data."""
-    if _is_torch(obj):
+    if is_torch_tensor(obj):
         dname = str(obj.dtype).replace("torch.", "")
         return tuple(obj.shape), dname, dname in _TORCH_OK
     if hasattr(obj, "shape") and hasattr(obj, "dtype"):
@@ -111,16 +106,10 @@ def _intake(obj, name: str) -> _Col:
                          f"{tuple(int(s) for s in shape)}")
     n = int(shape[0])
     if n == 0:
-        dev = "cuda" if (_is_torch(obj) and obj.device.type == "cuda") or \
+        dev = "cuda" if (is_torch_tensor(obj) and obj.device.type == "cuda") or \
             _backend.is_device_array(obj) else "cpu"
         return _Col(name, 0, dname, dev, None, n_cat)
-    try:
-        m = as_matrix(obj)
-    except (TypeError, ValueError) as exc:
-        msg = str(exc)
-        if msg.startswith("tensor:"):
-            msg = f"{name}:" + msg[len("tensor:"):]
-        raise type(exc)(msg) from None
+    m = as_matrix(obj, name=name)
     return _Col(name, n, m.dtype, m.device, m, n_cat)
 
 

@@ -14,9 +14,10 @@ back in that library, on that device.
 
 from __future__ import annotations
 
-import sys
 
 import numpy as np
+
+from .optional import is_cupy_array, is_torch_tensor, loaded
 
 METHODS = ("pca", "first")
 _CHUNK_BYTES = 64 << 20
@@ -99,12 +100,10 @@ class _ArrayModule:
 
 
 def _namespace(x):
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(x, torch.Tensor):
+    if is_torch_tensor(x):
         return _Torch(x), x.detach()
-    cupy = sys.modules.get("cupy")
-    if cupy is not None and isinstance(x, cupy.ndarray):
-        return _ArrayModule(cupy), x
+    if is_cupy_array(x):
+        return _ArrayModule(loaded("cupy")), x
     if not isinstance(x, np.ndarray):
         x = np.asarray(x)
     return _ArrayModule(np), x

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import backend as _backend
-from .kernels._common import window_problem
+from .checks import check_range, check_size
 
 STATS = ("count", "nan_count", "sum", "mean", "min", "max", "extremum", "std")
 # statistics only some sources provide: count_cat is (height, width, categories)
@@ -25,7 +25,6 @@ _NEEDS = {"count": ("count",), "nan_count": ("nan_count",), "sum": ("sum",),
           "mean": ("sum", "count"), "min": ("min",), "max": ("max",),
           "extremum": ("min", "max"), "std": ("m2", "count")}
 
-MAX_SIDE = 32768
 MAX_PIXELS = 1 << 25
 
 
@@ -67,39 +66,6 @@ class Canvas:
 def _centres(rng, n):
     lo, hi = rng
     return lo + (np.arange(n) + 0.5) * ((hi - lo) / n)
-
-
-def check_size(value, name: str) -> int:
-    """A canvas side: a positive integer no larger than MAX_SIDE."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected a positive integer; got {value!r} "
-                        f"({type(value).__name__})")
-    if not 1 <= int(value) <= MAX_SIDE:
-        raise ValueError(f"{name}: expected a positive integer no larger than {MAX_SIDE}; "
-                         f"got {int(value)}")
-    return int(value)
-
-
-def check_range(value, name: str, pixels: int | None = None) -> tuple[float, float]:
-    """A data range: two finite numbers, low < high, a width ``high - low`` that is finite.
-
-    With ``pixels``, also ``(high - low) * pixels`` finite: the pixel of a
-    value is ``floor((v - low) * pixels / (high - low))`` in float64, and that
-    product must not overflow inside the window.  A window whose width
-    overflows would otherwise send the kernels' index arithmetic to INT64_MIN.
-    """
-    try:
-        lo, hi = value
-        lo, hi = float(lo), float(hi)
-    except OverflowError:      # an int beyond float64 (its text may be huge: not shown)
-        raise ValueError(f"{name}: expected finite bounds; got a number beyond the float64 "
-                         f"range") from None
-    except (TypeError, ValueError):
-        raise TypeError(f"{name}: expected a (low, high) pair of numbers; got {value!r}") from None
-    problem = window_problem(lo, hi, pixels)
-    if problem:
-        raise ValueError(f"{name}: {problem}")
-    return (lo, hi)
 
 
 class Raster:

@@ -5,7 +5,7 @@
 >>> d = dv.decimate(loss, x_range=(2e6, 3e6))          # a window: only its samples are read
 
 Drawing the first, minimum, maximum and last sample of every pixel column, in
-index order, is pixel-identical to drawing every sample (DESIGN.md,
+index order, is pixel-identical to drawing every sample (docs/architecture.md,
 "Series").  :class:`Decimator` holds a series prepared once (validated x,
 buffers moved once, EMA checkpoints) for the repeated zooms of a view.
 """
@@ -18,26 +18,14 @@ import numpy as np
 
 from . import backend as _backend
 from .kernels import series as _ks
-from .kernels._common import window_problem
-from .raster import check_range, check_size
+from .kernels import window_problem
+from .checks import check_range, check_size, check_smoothing
 from .tensors import as_matrix
 
 STATS = _ks.STATS
 # EMA states are kept every this many samples, so a smoothed window reads at
 # most this many samples before it (Decimator only; decimate() reads the prefix).
 CHECKPOINT_EVERY = 1 << 16
-
-
-def _check_smoothing(value) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
-                                                                    np.floating)):
-        raise TypeError(f"smoothing: expected a number in [0, 1); got {value!r} "
-                        f"({type(value).__name__})")
-    w = float(value)
-    if not 0.0 <= w < 1.0:  # NaN fails this too
-        raise ValueError(f"smoothing: expected a weight in [0, 1) (0 = no smoothing); "
-                         f"got {w!r}")
-    return w
 
 
 def _series(obj, name: str):
@@ -63,14 +51,7 @@ def _series(obj, name: str):
         if isinstance(dtype, np.dtype) and dtype.kind not in "biuf":
             raise TypeError(f"{name}: expected a real numeric dtype; got {dtype.name!r}")
         return None, 0
-    try:
-        m = as_matrix(obj)
-    except (TypeError, ValueError) as exc:
-        msg = str(exc)
-        if msg.startswith("tensor:"):
-            msg = name + ":" + msg[len("tensor:"):]
-        raise type(exc)(msg) from None
-    return m, shape[0]
+    return as_matrix(obj, name=name), shape[0]
 
 
 def _host_address(m):
@@ -110,7 +91,7 @@ class Decimator:
 
     def __init__(self, y, x=None, smoothing: float = 0.0, backend: str = "auto",
                  checkpoints: bool = True):
-        self.smoothing = _check_smoothing(smoothing)
+        self.smoothing = check_smoothing(smoothing)
         self._y, self.n = _series(y, "y")
         self.dtype = self._y.dtype if self._y is not None else str(getattr(y, "dtype", "float64"))
         self._x = None

@@ -42,7 +42,7 @@ from . import backend as _backend
 from .aggregate import rasterize
 from .histograms import histogram
 from .kernels.describe import line_sumsq_cpu
-from .raster import MAX_SIDE
+from .checks import MAX_SIDE
 from .tensors import LAYOUTS, as_matrix
 
 #: Matrix rows (or columns) per engine call of the per-line passes: the

@@ -21,13 +21,13 @@ Layouts (``layout=``):
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .kernels import DECODE_BF16, DECODE_F16, DECODE_NATIVE, Axis, axis_from_dims
+from .optional import is_torch_tensor
 
 LAYOUTS = ("auto", "mosaic", "flatten", "stack")
 
@@ -63,7 +63,7 @@ class Matrix:
         return self.dtype.startswith(("float", "bfloat"))
 
 
-def as_matrix(tensor, layout: str = "auto") -> Matrix:
+def as_matrix(tensor, layout: str = "auto", *, name: str = "tensor") -> Matrix:
     """View ``tensor`` as a :class:`Matrix` without copying it.
 
     Parameters
@@ -72,6 +72,9 @@ def as_matrix(tensor, layout: str = "auto") -> Matrix:
         See the module docstring for what is accepted.
     layout : {"auto", "mosaic", "flatten", "stack"}
         How tensors of other than two dimensions become a matrix.
+    name : str
+        The argument's name in the caller's signature, which every error
+        message starts with (``dv.decimate`` passes ``"y"``, say).
 
     Raises
     ------
@@ -85,29 +88,33 @@ def as_matrix(tensor, layout: str = "auto") -> Matrix:
     if not isinstance(layout, str) or layout not in LAYOUTS:
         raise ValueError(f"layout: expected one of {', '.join(map(repr, LAYOUTS))}; "
                          f"got {layout!r}")
-    if _is_torch(tensor):
-        return _from_torch(tensor, layout)
+    if is_torch_tensor(tensor):
+        return _from_torch(tensor, layout, arg=name)
     # objects that know their own memory layout (e.g. a bfloat16 view of a
     # memory-mapped checkpoint, which numpy cannot describe) say it themselves
     hook = getattr(type(tensor), "__dlviz_matrix__", None)
     if hook is not None:
-        return hook(tensor, layout)
+        return hook(tensor, layout, name=name)
     if isinstance(tensor, np.ndarray):
-        return _from_host(tensor, layout)
+        return from_host(tensor, layout, arg=name)
     if hasattr(tensor, "__cuda_array_interface__"):
-        return _from_cuda_interface(tensor.__cuda_array_interface__, tensor, layout)
+        return _from_cuda_interface(tensor.__cuda_array_interface__, tensor, layout, arg=name)
     if hasattr(tensor, "__dlpack__") and hasattr(tensor, "__dlpack_device__"):
-        return _from_dlpack(tensor, layout)
+        return _from_dlpack(tensor, layout, arg=name)
     if hasattr(tensor, "__array__") or isinstance(tensor, (list, tuple)):
-        return _from_host(np.asarray(tensor), layout)
-    raise TypeError(f"tensor: expected {_ACCEPTED}; got {type(tensor).__module__}."
+        return from_host(np.asarray(tensor), layout, arg=name)
+    raise TypeError(f"{name}: expected {_ACCEPTED}; got {type(tensor).__module__}."
                     f"{type(tensor).__qualname__}")
 
 
 # --- dtype policy ---------------------------------------------------------
 
-def _storage(dtype: np.dtype, name: str | None = None) -> tuple[np.dtype, int, str]:
-    """(dtype the kernels read, decode flag, logical dtype name) for a numpy dtype."""
+def _storage(dtype: np.dtype, name: str | None = None,
+             arg: str = "tensor") -> tuple[np.dtype, int, str]:
+    """(dtype the kernels read, decode flag, logical dtype name) for a numpy dtype.
+
+    ``arg`` is the argument's name that errors start with.
+    """
     dtype = np.dtype(dtype)
     name = name or dtype.name
     if dtype.kind == "b":
@@ -116,21 +123,21 @@ def _storage(dtype: np.dtype, name: str | None = None) -> tuple[np.dtype, int, s
         return np.dtype(np.uint16), DECODE_F16, "float16"
     if (dtype.kind == "f" and dtype.itemsize in (4, 8)) or dtype.kind in "iu":
         if not dtype.isnative:
-            raise TypeError(f"tensor: expected native byte order; got {dtype.str!r} "
+            raise TypeError(f"{arg}: expected native byte order; got {dtype.str!r} "
                             f"(convert with .astype({dtype.name!r}) first)")
         return dtype, DECODE_NATIVE, name
     kind = {"c": "complex", "O": "object", "U": "string", "S": "bytes", "V": "structured",
             "M": "datetime", "m": "timedelta", "f": "extended-precision float"}.get(dtype.kind, dtype.kind)
-    raise TypeError(f"tensor: expected a real numeric dtype (float64, float32, float16, "
+    raise TypeError(f"{arg}: expected a real numeric dtype (float64, float32, float16, "
                     f"bfloat16, int8..int64, uint8..uint64 or bool); got {kind} dtype "
                     f"{dtype.name!r}")
 
 
-def _check_shape(shape: tuple) -> None:
+def _check_shape(shape: tuple, arg: str = "tensor") -> None:
     if len(shape) == 0:
-        raise ValueError("tensor: expected at least 1 dimension; got a 0-d scalar")
+        raise ValueError(f"{arg}: expected at least 1 dimension; got a 0-d scalar")
     if int(np.prod(shape)) == 0:
-        raise ValueError(f"tensor: expected a non-empty tensor; got shape {tuple(shape)}")
+        raise ValueError(f"{arg}: expected a non-empty tensor; got shape {tuple(shape)}")
 
 
 def _axes(shape: tuple, st: tuple, layout: str) -> tuple[Axis, Axis, str]:
@@ -173,17 +180,33 @@ def _span(shape, st) -> tuple[int, int]:
 
 # --- host arrays ----------------------------------------------------------
 
-def _from_host(arr: np.ndarray, layout: str, decode: int | None = None,
-               name: str | None = None, owner=None) -> Matrix:
-    _check_shape(arr.shape)
-    store, dec, dname = _storage(arr.dtype, name)
+def from_host(arr: np.ndarray, layout: str, decode: int | None = None,
+              name: str | None = None, owner=None, arg: str = "tensor") -> Matrix:
+    """A host array as a :class:`Matrix` (no copy), the bits read as ``decode`` says.
+
+    Parameters
+    ----------
+    arr : ndarray
+        Any strides; its dtype is the storage (``uint16`` for bfloat16 bits).
+    layout : {"auto", "mosaic", "flatten", "stack"}
+    decode : int or None
+        A ``dlviz_gpu.kernels.DECODE_*`` flag; None takes the dtype's own.
+    name : str or None
+        The logical dtype's name (``"bfloat16"``); None takes ``arr.dtype``'s.
+    owner : object or None
+        What keeps the memory alive (default ``arr``).
+    arg : str
+        The argument's name that errors start with.
+    """
+    _check_shape(arr.shape, arg)
+    store, dec, dname = _storage(arr.dtype, name, arg)
     if decode is not None:
         dec = decode
     if arr.dtype != store:
         arr = arr.view(store)  # same itemsize: a reinterpretation, never a copy
     itemsize = arr.itemsize
     if any(s % itemsize for s in arr.strides):
-        raise ValueError(f"tensor: strides {arr.strides} are not whole multiples of the "
+        raise ValueError(f"{arg}: strides {arr.strides} are not whole multiples of the "
                          f"{itemsize}-byte element size; pass a regular array view")
     st = tuple(s // itemsize for s in arr.strides)
     rows, cols, resolved = _axes(arr.shape, st, layout)
@@ -199,12 +222,7 @@ def _from_host(arr: np.ndarray, layout: str, decode: int | None = None,
 
 # --- torch ----------------------------------------------------------------
 
-def _is_torch(obj) -> bool:
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(obj, torch.Tensor)
-
-
-def _from_torch(t, layout: str) -> Matrix:
+def _from_torch(t, layout: str, arg: str = "tensor") -> Matrix:
     import torch
 
     t = t.detach()
@@ -219,9 +237,9 @@ def _from_torch(t, layout: str) -> Matrix:
         bits = t.view(torch.uint8)
     elif t.dtype not in (torch.float32, torch.float64, torch.int8, torch.uint8, torch.int16,
                          torch.int32, torch.int64):
-        raise TypeError(f"tensor: torch dtype {t.dtype} is not supported; expected float64, "
+        raise TypeError(f"{arg}: torch dtype {t.dtype} is not supported; expected float64, "
                         f"float32, float16, bfloat16, int8..int64, uint8 or bool")
-    _check_shape(tuple(t.shape))
+    _check_shape(tuple(t.shape), arg)
     if t.device.type == "cuda":
         shape, st = tuple(t.shape), tuple(t.stride())
         rows, cols, resolved = _axes(shape, st, layout)
@@ -234,12 +252,12 @@ def _from_torch(t, layout: str) -> Matrix:
         return Matrix(buffer=flat, offset=below, rows=rows, cols=cols, decode=decode,
                       dtype=name, device="cuda", source_shape=shape, layout=resolved, owner=t)
     if t.device.type != "cpu":
-        raise ValueError(f"tensor: torch tensors on {t.device.type!r} are not supported; "
+        raise ValueError(f"{arg}: torch tensors on {t.device.type!r} are not supported; "
                          f"expected 'cpu' or 'cuda' (move it with .cpu())")
     arr = bits.numpy()
     if decode != DECODE_NATIVE:
         arr = arr.view(np.uint16)
-    return _from_host(arr, layout, decode=decode, name=name, owner=t)
+    return from_host(arr, layout, decode=decode, name=name, owner=t, arg=arg)
 
 
 # --- CUDA array interface and DLPack -----------------------------------------
@@ -263,17 +281,17 @@ class _CudaSpan:
         return np.dtype(self.__cuda_array_interface__["typestr"])
 
 
-def _from_cuda_interface(cai: dict, owner, layout: str) -> Matrix:
+def _from_cuda_interface(cai: dict, owner, layout: str, arg: str = "tensor") -> Matrix:
     shape = tuple(int(n) for n in cai["shape"])
-    _check_shape(shape)
+    _check_shape(shape, arg)
     dtype = np.dtype(cai["typestr"])
-    store, decode, name = _storage(dtype)
+    store, decode, name = _storage(dtype, arg=arg)
     itemsize = dtype.itemsize
     if cai.get("strides") is None:
         st = tuple(int(np.prod(shape[k + 1:])) for k in range(len(shape)))
     else:
         if any(s % itemsize for s in cai["strides"]):
-            raise ValueError(f"tensor: strides {tuple(cai['strides'])} are not whole "
+            raise ValueError(f"{arg}: strides {tuple(cai['strides'])} are not whole "
                              f"multiples of the {itemsize}-byte element size")
         st = tuple(int(s) // itemsize for s in cai["strides"])
     rows, cols, resolved = _axes(shape, st, layout)
@@ -286,17 +304,17 @@ def _from_cuda_interface(cai: dict, owner, layout: str) -> Matrix:
 _DLPACK_CPU, _DLPACK_CUDA, _DLPACK_CUDA_HOST, _DLPACK_CUDA_MANAGED = 1, 2, 3, 13
 
 
-def _from_dlpack(obj, layout: str) -> Matrix:
+def _from_dlpack(obj, layout: str, arg: str = "tensor") -> Matrix:
     device_type = int(obj.__dlpack_device__()[0])
     if device_type in (_DLPACK_CPU, _DLPACK_CUDA_HOST):
-        return _from_host(np.from_dlpack(obj), layout, owner=obj)
+        return from_host(np.from_dlpack(obj), layout, owner=obj, arg=arg)
     if device_type in (_DLPACK_CUDA, _DLPACK_CUDA_MANAGED):
         try:
             import cupy
         except ImportError:
-            raise RuntimeError("tensor: a CUDA DLPack tensor needs cupy to be read in place; "
+            raise RuntimeError(f"{arg}: a CUDA DLPack tensor needs cupy to be read in place; "
                                "install dlviz_gpu[cu12] or dlviz_gpu[cu13]") from None
         arr = cupy.from_dlpack(obj)
-        return _from_cuda_interface(arr.__cuda_array_interface__, arr, layout)
-    raise ValueError(f"tensor: DLPack device type {device_type} is not supported; expected "
+        return _from_cuda_interface(arr.__cuda_array_interface__, arr, layout, arg)
+    raise ValueError(f"{arg}: DLPack device type {device_type} is not supported; expected "
                      f"CPU (1) or CUDA (2)")

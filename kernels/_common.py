@@ -136,7 +136,7 @@ _FLOAT64_MAX = float(np.finfo(np.float64).max)
 
 @numba.njit(cache=True)
 def _pixel_of(i, lo, hi, npix):
-    # The contract from DESIGN.md, evaluated in this exact order so that every
+    # The contract from docs/architecture.md, evaluated in this exact order so that every
     # backend (and the reference) rounds identically.  The quotient is clamped
     # to [-1, npix] before the integer conversion: a cell far outside the
     # window (or a product that overflows to inf) stays outside on its own

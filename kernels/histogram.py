@@ -1,6 +1,6 @@
 """Exact histograms of whole tensors, on the CPU (Numba) and the GPU (Numba CUDA).
 
-The contract (DESIGN.md, "Histogram"): edges ``e_0 < ... < e_B``; a value
+The contract (docs/architecture.md, "Histogram"): edges ``e_0 < ... < e_B``; a value
 ``v`` falls in bin ``k`` when ``e_k <= v < e_{k+1}``, the last bin includes
 ``e_B``; values below ``e_0`` (underflow), above ``e_B`` (overflow), NaN, +inf
 and -inf are counted apart, in that order (:data:`SPECIALS`).  Every element is

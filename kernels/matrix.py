@@ -1,9 +1,10 @@
 """2-D tensor -> per-pixel statistics, on the CPU (Numba) and the GPU (Numba CUDA).
 
-Both backends meet the matrix contract of DESIGN.md exactly and have the same
-signature: :func:`matrix_stats_cpu` and :func:`matrix_stats_cuda` take a flat
-buffer plus the address maps of :mod:`._layout` and return planes of shape
-``(height, width)`` with row 0 on the ``y_range[0]`` side:
+Both backends meet the matrix rule of docs/architecture.md ("Matrix") exactly
+and have the same signature: :func:`matrix_stats_cpu` and
+:func:`matrix_stats_cuda` take a flat buffer plus the address maps of
+:mod:`._layout` and return planes of shape ``(height, width)`` with row 0 on
+the ``y_range[0]`` side:
 
 ``count``      int64, finite elements in the pixel
 ``nan_count``  int64, NaN / +-inf elements in the pixel

@@ -32,7 +32,7 @@ Accuracy
     Every element is read as a float64 number.  Each row is summed shifted by
     its first finite element, and rows are merged with Chan's pairwise
     update, so the variance is stable for data whose mean dwarfs its spread
-    (DESIGN.md, "Accuracy").  Counts, min and max are exact.  A row whose
+    (docs/architecture.md, "Accuracy").  Counts, min and max are exact.  A row whose
     sums overflow on the way (values beyond about 1e154) is summed again
     scaled by a power of two, and a tensor whose row sums overflow is read
     once more that way: ``mean`` is +-inf only when the true sum exceeds

@@ -1,10 +1,11 @@
 """x, y (+ value, + category) -> per-pixel count / sum / min / max / per-category count.
 
-Both backends meet the points contract of DESIGN.md exactly and share one
-signature: :func:`points_stats_cpu` and :func:`points_stats_cuda` take each
-input column as a :class:`Column` (a flat buffer read in place, the element
-offset of point 0, an element stride that may be negative or 0, and a decoding
-for bfloat16 / float16 bits) and return ``(planes, counters)``.
+Both backends meet the points rule of docs/architecture.md ("Points") exactly
+and share one signature: :func:`points_stats_cpu` and
+:func:`points_stats_cuda` take each input column as a :class:`Column` (a flat
+buffer read in place, the element offset of point 0, an element stride that
+may be negative or 0, and a decoding for bfloat16 / float16 bits) and return
+``(planes, counters)``.
 
 Pixel of a point (every backend and the reference round identically)::
 

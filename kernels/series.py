@@ -1,6 +1,6 @@
 """Long 1-D series -> per-pixel-column first / min / max / last (M4), CPU and CUDA.
 
-The contract (DESIGN.md, "Series"): for each pixel column, the first, the
+The contract (docs/architecture.md, "Series"): for each pixel column, the first, the
 minimum, the maximum and the last finite sample, with their indices in the
 original series.  Drawing those four per column, in index order, is
 pixel-identical to drawing every sample.  NaN and +-inf samples are skipped

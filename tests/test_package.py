@@ -1,4 +1,4 @@
-"""The package installs and imports the way DESIGN.md says."""
+"""The package installs and imports the way docs/architecture.md ("Layers") says."""
 
 import json
 import subprocess
@@ -79,3 +79,14 @@ def test_every_public_name_stays_itself_after_every_submodule_is_imported():
         assert not isinstance(value, types.ModuleType), name
     for name in views._LAZY:
         assert not isinstance(getattr(views, name), types.ModuleType), name
+
+
+def test_the_package_says_it_ships_type_hints():
+    """PEP 561: ``py.typed`` sits in the package and pyproject installs it."""
+    import importlib.resources
+    import tomllib
+    from pathlib import Path
+
+    assert importlib.resources.files("dlviz_gpu").joinpath("py.typed").is_file()
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert "py.typed" in pyproject["tool"]["setuptools"]["package-data"]["dlviz_gpu"]

@@ -135,3 +135,37 @@ def test_rasterize_torch_bf16_matches_reference(rng):
     ref = reference.matrix_stats(t.to(torch.float64).numpy(), (0, 70), (0, 40), 9, 7)
     for stat in dv.STATS:
         np.testing.assert_allclose(r[stat], ref[stat], rtol=1e-6, equal_nan=True, err_msg=stat)
+
+
+@pytest.mark.parametrize("make, exc, problem", [
+    (lambda: np.array([1 + 2j, 3j]), TypeError, "expected a real numeric dtype"),
+    (lambda: np.zeros((0, 3), np.float32), ValueError, "expected a non-empty tensor"),
+    (lambda: np.float32(1.0).reshape(()), ValueError, "expected at least 1 dimension"),
+    (lambda: np.arange(4, dtype=">f4"), TypeError, "expected native byte order"),
+    (lambda: torch.zeros(3, dtype=torch.complex64), TypeError, "torch dtype torch.complex64"),
+    (lambda: object(), TypeError, "expected a numpy array"),
+])
+def test_errors_start_with_the_name_the_caller_passes(make, exc, problem):
+    with pytest.raises(exc, match=f"^tensor: {problem}"):
+        as_matrix(make())
+    with pytest.raises(exc, match=f"^weights\\[3\\]: {problem}"):
+        as_matrix(make(), name="weights[3]")
+
+
+def test_an_object_with_the_matrix_hook_gets_the_callers_name():
+    from dlviz_gpu.models import BFloat16Array
+
+    ok = as_matrix(BFloat16Array(np.zeros((2, 3), np.uint16)), name="y")
+    assert ok.shape == (2, 3) and ok.decode == DECODE_BF16
+    with pytest.raises(ValueError, match="^y: expected a non-empty tensor"):
+        as_matrix(BFloat16Array(np.zeros((0, 3), np.uint16)), name="y")
+
+
+def test_the_verbs_name_their_own_arguments():
+    bad = np.array([1j, 2j])
+    with pytest.raises(TypeError, match="^y: expected a real numeric dtype"):
+        dv.decimate(bad, width=10)
+    with pytest.raises(TypeError, match="^x: expected a real numeric dtype"):
+        dv.rasterize_points(bad, np.zeros(2), 10, 10, x_range=(0, 1), y_range=(0, 1))
+    with pytest.raises(TypeError, match=r"^tensors\[1\]: expected a real numeric dtype"):
+        dv.histogram([np.zeros(3), bad], bins=4, range=(0, 1))

@@ -23,7 +23,7 @@ import sys
 import threading
 import weakref
 
-__all__ = ["Board", "note", "release_views"]
+__all__ = ["Board", "note", "release_views", "name_select"]
 
 #: seconds between a session's end and the collection that returns its memory
 #: (several sessions closing together share one collection)
@@ -343,3 +343,37 @@ def _malloc_trim():
 def note(pn, text: str):
     """An italic Markdown line (why a view is not drawn), HTML-escaped."""
     return pn.pane.Markdown(f"*{html.escape(text)}*", sizing_mode="stretch_width")
+
+
+_NAME_SELECT = None
+
+
+def name_select(**params):
+    """A ``panel.widgets.Select`` of names: ``options`` maps shown forms to exact names.
+
+    Panel's Select sends ``str(value)`` of each option to the browser as the
+    option's value, which would put the exact names (ESC, NUL, a lone
+    surrogate) into the page, and maps what comes back by those strings
+    first, so a name whose text is another name's shown form (``x\\x1b``
+    beside ``x`` + ESC) would choose the wrong one.  This Select sends only
+    the labels (the shown forms) and maps back by label alone.
+    """
+    global _NAME_SELECT
+    if _NAME_SELECT is None:
+        import panel as pn
+        from panel.widgets.select import SingleSelectBase
+
+        class NameSelect(pn.widgets.Select):
+            _allows_values = False       # the browser gets labels as the options' values
+
+            def _process_property_change(self, props):
+                params = super(SingleSelectBase, self)._process_property_change(props)
+                if "value" in params:
+                    shown = params["value"]
+                    items = self._items
+                    params["value"] = items[shown] if shown in items else self.value
+                params.pop("options", None)
+                return params
+
+        _NAME_SELECT = NameSelect
+    return _NAME_SELECT(**params)

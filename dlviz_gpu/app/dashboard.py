@@ -39,7 +39,8 @@ import numpy as np
 
 from .. import models
 from ..names import display, displayed
-from .board import Board
+from ..optional import is_torch_module
+from .board import Board, name_select
 
 #: heatmap frame in screen pixels (1-D tensors get a low strip)
 HEAT_SIZE = (760, 460)
@@ -99,7 +100,7 @@ class Dashboard(Board):
         from ..models.catalog import plan
         from ..watch.store import Run, open_run
 
-        self.module = source if models.catalog._is_module(source) else None
+        self.module = source if is_torch_module(source) else None
         self.catalog = models.open(source)
         self.input_shape = input_shape
         self.input_dtype = input_dtype
@@ -156,7 +157,7 @@ class Dashboard(Board):
     def _default_title(source) -> str:
         import os
 
-        if models.catalog._is_module(source):
+        if is_torch_module(source):
             return type(source).__name__
         if isinstance(source, (str, os.PathLike)):
             return os.path.basename(os.path.normpath(source))
@@ -312,41 +313,6 @@ class Dashboard(Board):
     def page(self):
         """A fresh page for one browser session (a Panel layout)."""
         return DashboardSession(self).layout
-
-
-
-_NAME_SELECT = None
-
-
-def name_select(**params):
-    """A ``panel.widgets.Select`` of names: ``options`` maps shown forms to exact names.
-
-    Panel's Select sends ``str(value)`` of each option to the browser as the
-    option's value, which would put the exact names (ESC, NUL, a lone
-    surrogate) into the page, and maps what comes back by those strings
-    first, so a name whose text is another name's shown form (``x\\x1b``
-    beside ``x`` + ESC) would choose the wrong one.  This Select sends only
-    the labels (the shown forms) and maps back by label alone.
-    """
-    global _NAME_SELECT
-    if _NAME_SELECT is None:
-        import panel as pn
-        from panel.widgets.select import SingleSelectBase
-
-        class NameSelect(pn.widgets.Select):
-            _allows_values = False       # the browser gets labels as the options' values
-
-            def _process_property_change(self, props):
-                params = super(SingleSelectBase, self)._process_property_change(props)
-                if "value" in params:
-                    shown = params["value"]
-                    items = self._items
-                    params["value"] = items[shown] if shown in items else self.value
-                params.pop("options", None)
-                return params
-
-        _NAME_SELECT = NameSelect
-    return _NAME_SELECT(**params)
 
 
 def _shown(text, exact: bool = False) -> str:

@@ -36,7 +36,8 @@ import html
 
 import numpy as np
 
-from ..models.estimators import final_step, is_torch_module, tree_nodes
+from ..models.estimators import final_step, tree_nodes
+from ..optional import is_torch_module
 from ..names import display
 from .board import Board, note
 
@@ -219,9 +220,9 @@ class EstimatorBoard(Board):
     def warm(self) -> None:
         """Compile what the first page needs (the points kernel, the surface's spreading)
         and evaluate the model once, so pages open quickly."""
-        from ..views import _quiet_bokeh
+        from ..views import quiet_bokeh
 
-        _quiet_bokeh()
+        quiet_bokeh()
         self._view.planes(width=16, height=12)
 
     # -- serving ----------------------------------------------------------------------
@@ -264,11 +265,11 @@ class EstimatorSession:
     def __init__(self, board: EstimatorBoard):
         import panel as pn
 
-        from ..views import _quiet_bokeh
+        from ..views import quiet_bokeh
 
         # no pn.extension(...) here: it changes Panel's process-wide config
         # (see app/dashboard.py); a served page loads what it uses
-        _quiet_bokeh()
+        quiet_bokeh()
         self.board = board
         self.pn = pn
         self._syncing = False

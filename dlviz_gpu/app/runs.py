@@ -124,7 +124,7 @@ class RunSession:
     def __init__(self, runs, title: str | None = None, periodic: bool = True):
         import panel as pn
 
-        from .dashboard import name_select
+        from .board import name_select
 
         self.runs = _open(runs)
         self.pn = pn
@@ -445,7 +445,7 @@ def warm_views(run) -> None:
 
 
 def _views():
-    from ..views import _quiet_bokeh, training
+    from ..views import quiet_bokeh, training
 
-    _quiet_bokeh()
+    quiet_bokeh()
     return training

@@ -120,22 +120,24 @@ class BFloat16Array:
         return f"BFloat16Array(shape={self.shape})"
 
     # -- conversions --------------------------------------------------------
-    def matrix(self, layout: str = "auto"):
+    def matrix(self, layout: str = "auto", *, name: str = "tensor"):
         """The tensor as a :class:`dlviz_gpu.tensors.Matrix` over the bits, no copy.
 
         ``dv.rasterize``, ``dv.histogram`` and the views accept the result as
-        it is and decode bfloat16 inside the kernels.
+        it is and decode bfloat16 inside the kernels.  ``name`` is the
+        argument's name that errors start with.
         """
         from ..kernels import DECODE_BF16
-        from ..tensors import LAYOUTS, _from_host
+        from ..tensors import LAYOUTS, from_host
 
         if not isinstance(layout, str) or layout not in LAYOUTS:
             raise ValueError(f"layout: expected one of {', '.join(map(repr, LAYOUTS))}; "
                              f"got {layout!r}")
-        return _from_host(self.bits, layout, decode=DECODE_BF16, name="bfloat16", owner=self)
+        return from_host(self.bits, layout, decode=DECODE_BF16, name="bfloat16", owner=self,
+                         arg=name)
 
-    # The engine's intake (dlviz_gpu.tensors.as_matrix) may look for this
-    # hook; until it does, ``matrix()`` is the in-place route.
+    # The engine's intake (dlviz_gpu.tensors.as_matrix) calls this hook as
+    # ``hook(obj, layout, name=...)``.
     __dlviz_matrix__ = matrix
 
     def astype(self, dtype) -> np.ndarray:

@@ -18,9 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import repeat
 
+from ..optional import is_torch_module
 from .errors import CheckpointError
 from .safetensors import BF16_MODES, paused_gc
-from .sources import (MemorySource, Source, TensorInfo, _SEP, flatten, module_source,
+from .sources import (MemorySource, Source, TensorInfo, NAME_SEP, flatten, module_source,
                       open_path)
 
 
@@ -63,7 +64,7 @@ class ModuleNode:
     def find(self, path: str) -> "ModuleNode":
         """The node at module ``path`` (``KeyError`` if none)."""
         node = self
-        for part in [p for p in _SEP.split(path) if p] if path else []:
+        for part in [p for p in NAME_SEP.split(path) if p] if path else []:
             if part not in node.children:
                 raise KeyError(f"no module {path!r}")
             node = node.children[part]
@@ -79,12 +80,12 @@ class ModuleNode:
                 f"children={len(self.children)})")
 
 
-def _counts(info: TensorInfo) -> bool:
+def counts_in_totals(info: TensorInfo) -> bool:
     """Whether a tensor counts towards parameter totals (unique, not a buffer, not refused)."""
     return info.tied_to is None and info.kind != "buffer" and not info.problem
 
 
-def _stored(info: TensorInfo) -> bool:
+def stored_in_totals(info: TensorInfo) -> bool:
     """Whether a tensor's bytes count towards byte totals (unique, not refused).
 
     A refused tensor (an expanded view claiming 10^14 elements over one stored
@@ -186,12 +187,12 @@ class Catalog(Mapping):
     @property
     def total_params(self) -> int:
         """Elements of all unique tensors that are not buffers (tied weights once)."""
-        return sum(i.params for i in self.infos if _counts(i))
+        return sum(i.params for i in self.infos if counts_in_totals(i))
 
     @property
     def total_bytes(self) -> int:
         """Bytes of all unique tensors (tied weights once)."""
-        return sum(i.nbytes for i in self.infos if _stored(i))
+        return sum(i.nbytes for i in self.infos if stored_in_totals(i))
 
     def metadata(self) -> dict:
         """safetensors ``__metadata__`` per file (files without any are left out)."""
@@ -222,7 +223,7 @@ class Catalog(Mapping):
                 node = self._module_node(info.module, at, depth, made)
             node.tensors.append(info)
             node.n_tensors += 1
-            if _stored(info):
+            if stored_in_totals(info):
                 node.nbytes += info.nbytes
                 if info.kind != "buffer":
                     node.params += info.params
@@ -386,7 +387,7 @@ def layer_of(module: str) -> str:
     ``model.layers.3.mlp.up_proj`` -> ``model.layers.3``), else the module
     itself (``lm_head``); ``"(top level)"`` for tensors outside any module.
     """
-    parts = _SEP.split(module) if module else []
+    parts = NAME_SEP.split(module) if module else []
     for k, part in enumerate(parts):
         if part.isdigit():
             return module[:_prefix_len(module, k + 1)]
@@ -400,7 +401,7 @@ def params_per_layer(infos) -> dict:
     """
     per: dict[str, int] = {}
     for info in infos:
-        if _counts(info):
+        if counts_in_totals(info):
             key = layer_of(info.module)
             per[key] = per.get(key, 0) + info.params
     return per
@@ -408,7 +409,7 @@ def params_per_layer(infos) -> dict:
 
 def _prefix_len(module: str, parts: int) -> int:
     """Length of the prefix of ``module`` holding its first ``parts`` components."""
-    for seen, sep in enumerate(_SEP.finditer(module), 1):
+    for seen, sep in enumerate(NAME_SEP.finditer(module), 1):
         if seen == parts:
             return sep.start()
     return len(module)
@@ -422,13 +423,6 @@ def format_bytes(n: int) -> str:
             return f"{int(v)} B" if unit == "B" else f"{v:.1f} {unit}"
         v /= 1024
     raise AssertionError
-
-
-def _is_module(obj) -> bool:
-    import sys
-
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(obj, torch.nn.Module)
 
 
 def open(source, *, bf16: str = "auto", progress: bool | None = None) -> Catalog:  # noqa: A001
@@ -466,7 +460,7 @@ def open(source, *, bf16: str = "auto", progress: bool | None = None) -> Catalog
                          f"{bf16!r}")
     if isinstance(source, Catalog):
         return source
-    if _is_module(source):
+    if is_torch_module(source):
         return Catalog([module_source(source)], bf16=bf16)
     if isinstance(source, Mapping):
         tensors, skipped = flatten(source)

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..optional import is_torch_module
+
 #: How to install the optional dependency, quoted in every ImportError.
 INSTALL_HINT = 'pip install "dlviz_gpu[sklearn]"'
 #: Values of ``response``.
@@ -70,12 +72,6 @@ def require_sklearn(what: str = "this view"):
         raise ImportError(f"{what} needs scikit-learn, which is not installed: "
                           f"{INSTALL_HINT}") from err
     return sys.modules["sklearn"]
-
-
-def is_torch_module(obj) -> bool:
-    """True for a ``torch.nn.Module`` (without importing torch when it is not loaded)."""
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(obj, torch.nn.Module)
 
 
 def _is_sklearn_estimator(obj) -> bool:
@@ -1035,7 +1031,7 @@ def evaluate_grid(model: Classifier, plane: Plane, x_range, y_range, width: int,
                        y_range=(y0, y1), seconds=seconds)
 
 
-__all__ = ["require_sklearn", "is_torch_module", "final_step", "check_fitted",
+__all__ = ["require_sklearn", "final_step", "check_fitted",
            "check_classifier", "check_X", "check_features", "feature_names_of", "n_features_in",
            "TreeNodes", "tree_nodes", "TreeLayout", "tree_layout", "Classifier", "Plane",
            "SurfaceGrid", "evaluate_grid", "evaluate_points", "cell_centres", "INSTALL_HINT",

@@ -60,14 +60,14 @@ from __future__ import annotations
 
 import bisect
 import os
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..optional import is_torch_module
 from .catalog import Catalog
-from .summary import (_check_depth, _check_input_dtype, _check_input_shape, _is_checkpoint_like,
-                      _meta_state, _one_line, _shape_of, _tensor_leaves, _to_meta, _type_name,
+from .summary import (check_depth, check_input_dtype, check_input_shape, is_checkpoint_like,
+                      meta_state, error_line, shape_of, tensor_leaves, to_meta, type_name,
                       call_hooks, meta_args)
 
 __all__ = ["structure", "ModelGraph", "GraphNode", "layered_layout", "tree_layout",
@@ -682,19 +682,19 @@ def _fx_shapes(model, graph, args) -> dict:
     class _Meta(fx.Interpreter):
         def run_node(self, n):
             out = super().run_node(n)
-            shapes[n] = _shape_of(out)
+            shapes[n] = shape_of(out)
             return out
 
         def call_module(self, target, args, kwargs):
             sub = self.fetch_attr(target)
-            return functional_call(sub, _meta_state(sub), args, kwargs, tie_weights=True,
+            return functional_call(sub, meta_state(sub), args, kwargs, tie_weights=True,
                                    strict=False)
 
         def get_attr(self, target, args, kwargs):
-            return _to_meta(self.fetch_attr(target))
+            return to_meta(self.fetch_attr(target))
 
     with torch.device("meta"):
-        _Meta(model, graph=graph).run(*_to_meta(args))
+        _Meta(model, graph=graph).run(*to_meta(args))
     return shapes
 
 
@@ -708,7 +708,7 @@ def _hooks_fine(model, args) -> tuple:
     from torch.func import functional_call
     from torch.overrides import TorchFunctionMode
 
-    args = _to_meta(args if isinstance(args, tuple) else (args,))
+    args = to_meta(args if isinstance(args, tuple) else (args,))
     events: list = []        # ("pre", call, in_ids) / ("post", call, out) / ("op", name, call, ins, out)
     calls: list = []         # [path, type, parent, atomic, has_child]
     stack: list = []
@@ -717,7 +717,7 @@ def _hooks_fine(model, args) -> tuple:
     root_mod = model
 
     def pre_hook(path, module, a, kw):
-        ins = _tensor_leaves((a, kw), [])
+        ins = tensor_leaves((a, kw), [])
         keep.extend(ins)
         c = len(calls)
         parent = stack[-1] if stack else None
@@ -732,30 +732,30 @@ def _hooks_fine(model, args) -> tuple:
         while stack:
             c = stack.pop()
             if calls[c][0] == path:
-                leaves = _tensor_leaves(out, [])
+                leaves = tensor_leaves(out, [])
                 keep.extend(leaves)
-                events.append(("post", c, [id(t) for t in leaves], _shape_of(out)))
+                events.append(("post", c, [id(t) for t in leaves], shape_of(out)))
                 break
 
     class _Flow(TorchFunctionMode):
         def __torch_function__(self, func, types, fargs=(), kwargs=None):
             out = func(*fargs, **(kwargs or {}))
             if stack:
-                outs = _tensor_leaves(out, [])
+                outs = tensor_leaves(out, [])
                 if outs:
-                    ins = _tensor_leaves((fargs, kwargs or {}), [])
+                    ins = tensor_leaves((fargs, kwargs or {}), [])
                     keep.extend(ins)
                     keep.extend(outs)
                     events.append(("op", _op_name(func), stack[-1], [id(t) for t in ins],
-                                   [id(t) for t in outs], _shape_of(out)))
+                                   [id(t) for t in outs], shape_of(out)))
             return out
 
-    state = _meta_state(model)
+    state = meta_state(model)
     names = {id(t): n for n, t in state.items()}
     tensor_shape = {id(t): tuple(int(d) for d in t.shape) for t in state.values()}
     param_names = {n for n, _ in model.named_parameters(remove_duplicate=False)}
     keep.extend(state.values())
-    keep.extend(_tensor_leaves(args, []))
+    keep.extend(tensor_leaves(args, []))
     try:
         handles.extend(call_hooks(model, pre_hook, post_hook))
         with torch.device("meta"), _Flow():
@@ -794,7 +794,7 @@ def _hooks_fine(model, args) -> tuple:
             if u is not None and u != i:
                 f.edges.append((u, i))
 
-    for k, t in enumerate(_tensor_leaves(args, [])):
+    for k, t in enumerate(tensor_leaves(args, [])):
         i = f.add("input", f"input_{k}" if len(args) > 1 else "input", "input", None,
                   shape=tuple(int(d) for d in t.shape))
         producer[id(t)] = i
@@ -828,8 +828,8 @@ def _hooks_fine(model, args) -> tuple:
             link(ins, i)
             for t in outs:
                 producer[t] = i
-    o = f.add("output", "output", "output", None, shape=_shape_of(out))
-    link([id(t) for t in _tensor_leaves(out, [])], o)
+    o = f.add("output", "output", "output", None, shape=shape_of(out))
+    link([id(t) for t in tensor_leaves(out, [])], o)
     return f, module_shape
 
 
@@ -1101,7 +1101,7 @@ def _module_tree(mods: _Modules, depth, collapse: bool) -> tuple:
 
 def _catalog_tree(cat: Catalog, depth, collapse: bool) -> tuple:
     """Module tree of a checkpoint catalog (no types), as nodes and parent -> child edges."""
-    from .catalog import _counts
+    from .catalog import counts_in_totals
 
     root = cat.tree()
     sig_cache: dict = {}
@@ -1121,7 +1121,7 @@ def _catalog_tree(cat: Catalog, depth, collapse: bool) -> tuple:
     def visit(node, d, parent):
         kids = list(node.children.values())
         i = len(nodes)
-        own = sum(t.params for t in node.tensors if _counts(t))
+        own = sum(t.params for t in node.tensors if counts_in_totals(t))
         expand = bool(kids) and (depth is None or d < depth)
         params = own if expand else node.params
         tensors = tuple(t.name for t in node.tensors) if expand else tuple(
@@ -1202,14 +1202,13 @@ def structure(model, input_shape=None, input_dtype=None, depth: int | None = Non
     ValueError
         ``depth`` not a positive int; ``input_shape`` malformed.
     """
-    depth = _check_depth(depth)
+    depth = check_depth(depth)
     if not isinstance(collapse, bool):
         raise TypeError(f"collapse: expected True or False; got {collapse!r}")
-    shapes = None if input_shape is None else _check_input_shape(input_shape)
-    torch = sys.modules.get("torch")
-    is_module = torch is not None and isinstance(model, torch.nn.Module)
+    shapes = None if input_shape is None else check_input_shape(input_shape)
+    is_module = is_torch_module(model)
     if not is_module:
-        if _is_checkpoint_like(model):
+        if is_checkpoint_like(model):
             from .catalog import open as open_catalog
 
             cat = model if isinstance(model, Catalog) else open_catalog(model)
@@ -1225,9 +1224,9 @@ def structure(model, input_shape=None, input_dtype=None, depth: int | None = Non
             _place(g, tree=True)
             return g
         raise TypeError(f"model: expected a torch nn.Module, a Catalog, a checkpoint path, a "
-                        f"list of paths or a state dict; got {_type_name(model)}")
+                        f"list of paths or a state dict; got {type_name(model)}")
     if shapes is not None:
-        _check_input_dtype(input_dtype, len(shapes))  # errors before any tracing
+        check_input_dtype(input_dtype, len(shapes))  # errors before any tracing
     mods = _Modules(model)
     total = sum(p.numel() for p in model.parameters())
     notes = []
@@ -1254,11 +1253,11 @@ def structure(model, input_shape=None, input_dtype=None, depth: int | None = Non
                 break
             else:
                 notes.append(f"no output shapes: the traced graph failed on the meta device "
-                             f"({_one_line(err)})")
+                             f"({error_line(err)})")
         nodes, edges = _fold(fine, mods, depth, collapse)
         g = ModelGraph(nodes, edges, "fx")
     else:
-        notes.append(f"torch.fx could not trace the model ({_one_line(fx_error)})")
+        notes.append(f"torch.fx could not trace the model ({error_line(fx_error)})")
         if shapes is None:
             notes.append("the hooks fallback needs input_shape: showing the module tree")
         else:
@@ -1275,7 +1274,7 @@ def structure(model, input_shape=None, input_dtype=None, depth: int | None = Non
                 break
             else:
                 notes.append(f"the forward pass on the meta device failed as well "
-                             f"({_one_line(err)}): showing the module tree without shapes")
+                             f"({error_line(err)}): showing the module tree without shapes")
     if g is None:
         nodes, edges = _module_tree(mods, depth, collapse)
         g = ModelGraph(nodes, edges, "tree")

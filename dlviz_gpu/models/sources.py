@@ -81,6 +81,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..optional import is_torch_tensor
 from .errors import CheckpointError, CheckpointNotFound
 from .files import file_type, open_regular
 from .safetensors import SafetensorsFile, read_header
@@ -162,7 +163,7 @@ class TensorInfo:
                 "source": self.source, "kind": self.kind, "tied_to": self.tied_to}
 
 
-_SEP = re.compile(r"[./]")
+NAME_SEP = re.compile(r"[./]")
 _DIGIT_RUNS = re.compile(r"(\d+)")
 # int() refuses longer decimal strings (sys.int_max_str_digits defaults to 4300)
 _MAX_KEY_DIGITS = 4000
@@ -644,13 +645,8 @@ class NpzSource(Source):
 # torch and in-memory
 # --------------------------------------------------------------------------
 
-def _is_torch_tensor(obj) -> bool:
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(obj, torch.Tensor)
-
-
 def _is_tensor(obj) -> bool:
-    return isinstance(obj, np.ndarray) or _is_torch_tensor(obj)
+    return isinstance(obj, np.ndarray) or is_torch_tensor(obj)
 
 
 def _short(name: str, limit: int = 60) -> str:
@@ -1201,7 +1197,7 @@ def torch_source(path) -> MemorySource:
         tensors = {os.path.splitext(os.path.basename(path))[0]: tensors["tensor"]}
     problems = {}
     for name, t in tensors.items():
-        if _is_torch_tensor(t):
+        if is_torch_tensor(t):
             try:
                 problem = _stored_problem(t)
             except Exception as e:  # noqa: BLE001 - a tensor torch cannot describe

@@ -27,6 +27,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ..optional import is_torch_module
 from .catalog import Catalog, format_bytes
 
 __all__ = ["summary", "ModelSummary", "trace_calls", "ModuleCall", "meta_inputs", "meta_args",
@@ -78,7 +79,7 @@ class ModuleCall:
     output_dtype: str | None = None
 
 
-def _tensor_leaves(obj, out: list, _level: int = 0) -> list:
+def tensor_leaves(obj, out: list, _level: int = 0) -> list:
     """Tensors in ``obj`` (a tensor, or nested tuples / lists / dicts), in order."""
     import torch
 
@@ -87,41 +88,41 @@ def _tensor_leaves(obj, out: list, _level: int = 0) -> list:
     elif _level < 8:  # deep enough for any real output; guards against cycles
         if isinstance(obj, Mapping):
             for v in obj.values():
-                _tensor_leaves(v, out, _level + 1)
+                tensor_leaves(v, out, _level + 1)
         elif isinstance(obj, (tuple, list)):
             for v in obj:
-                _tensor_leaves(v, out, _level + 1)
+                tensor_leaves(v, out, _level + 1)
     return out
 
 
-def _shape_of(obj):
+def shape_of(obj):
     """A tensor's shape as a tuple; a list of shapes for containers; None without tensors."""
     import torch
 
     if isinstance(obj, torch.Tensor):
         return tuple(int(d) for d in obj.shape)
-    leaves = _tensor_leaves(obj, [])
+    leaves = tensor_leaves(obj, [])
     if not leaves:
         return None
     return [tuple(int(d) for d in t.shape) for t in leaves]
 
 
-def _to_meta(obj):
+def to_meta(obj):
     """``obj`` with every tensor replaced by an empty meta tensor of its shape and dtype."""
     import torch
 
     if isinstance(obj, torch.Tensor):
         return torch.empty_like(obj, device="meta")
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # namedtuple
-        return type(obj)(*[_to_meta(v) for v in obj])
+        return type(obj)(*[to_meta(v) for v in obj])
     if isinstance(obj, (tuple, list)):
-        return type(obj)(_to_meta(v) for v in obj)
+        return type(obj)(to_meta(v) for v in obj)
     if isinstance(obj, dict):
-        return {k: _to_meta(v) for k, v in obj.items()}
+        return {k: to_meta(v) for k, v in obj.items()}
     return obj
 
 
-def _meta_state(model) -> dict:
+def meta_state(model) -> dict:
     """Meta stand-ins for every parameter and buffer of ``model`` (no data read or copied).
 
     Tied tensors appear once (``named_parameters`` drops duplicates);
@@ -201,17 +202,17 @@ def trace_calls(model, args=(), kwargs=None) -> list:
     from torch.func import functional_call
 
     if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model: expected a torch nn.Module; got {_type_name(model)}")
+        raise TypeError(f"model: expected a torch nn.Module; got {type_name(model)}")
     if not isinstance(args, tuple):
         args = (args,)
-    args = _to_meta(args)
-    kwargs = _to_meta(dict(kwargs or {}))
+    args = to_meta(args)
+    kwargs = to_meta(dict(kwargs or {}))
     calls: list[ModuleCall] = []
     stack: list[int] = []
     handles = []
 
     def pre_hook(path, module, a, kw):
-        ins = _tensor_leaves((a, kw), [])
+        ins = tensor_leaves((a, kw), [])
         call = ModuleCall(index=len(calls), path=path, type=type(module).__name__,
                           parent=stack[-1] if stack else None, depth=len(stack),
                           input_shapes=[tuple(int(d) for d in t.shape) for t in ins])
@@ -224,15 +225,15 @@ def trace_calls(model, args=(), kwargs=None) -> list:
         while stack:
             call = calls[stack.pop()]
             if call.path == path:
-                call.output_shape = _shape_of(out)
-                leaves = _tensor_leaves(out, [])
+                call.output_shape = shape_of(out)
+                leaves = tensor_leaves(out, [])
                 if leaves:
                     call.output_dtype = str(leaves[0].dtype).removeprefix("torch.")
                 break
 
     try:
         handles.extend(call_hooks(model, pre_hook, post_hook))
-        state = _meta_state(model)
+        state = meta_state(model)
         with torch.device("meta"):
             functional_call(model, state, args, kwargs, tie_weights=True, strict=False)
     finally:
@@ -253,8 +254,8 @@ def meta_inputs(input_shape, input_dtype=None) -> tuple:
     """
     import torch
 
-    shapes = _check_input_shape(input_shape)
-    dtypes = _check_input_dtype(input_dtype, len(shapes)) or [torch.float32] * len(shapes)
+    shapes = check_input_shape(input_shape)
+    dtypes = check_input_dtype(input_dtype, len(shapes)) or [torch.float32] * len(shapes)
     return tuple(torch.empty(s, dtype=d, device="meta") for s, d in zip(shapes, dtypes))
 
 
@@ -262,7 +263,7 @@ def meta_inputs(input_shape, input_dtype=None) -> tuple:
 # validation
 # --------------------------------------------------------------------------
 
-def _type_name(obj) -> str:
+def type_name(obj) -> str:
     t = type(obj)
     return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
 
@@ -271,7 +272,7 @@ def _is_int(v) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
-def _check_input_shape(input_shape) -> list:
+def check_input_shape(input_shape) -> list:
     """``input_shape`` as a list of shapes (tuples of positive ints); ValueError otherwise."""
     def bad():
         return ValueError(f"input_shape: expected {_SHAPE_HELP}; got {input_shape!r}")
@@ -292,7 +293,7 @@ def _check_input_shape(input_shape) -> list:
     return out
 
 
-def _check_input_dtype(input_dtype, n: int):
+def check_input_dtype(input_dtype, n: int):
     """A list of ``n`` torch dtypes, or None for the default."""
     import torch
 
@@ -310,7 +311,7 @@ def _check_input_dtype(input_dtype, n: int):
                     f"one per input; got {input_dtype!r}")
 
 
-def _check_depth(depth, name: str = "depth"):
+def check_depth(depth, name: str = "depth"):
     if depth is None:
         return None
     if not _is_int(depth) or depth < 1:
@@ -319,7 +320,7 @@ def _check_depth(depth, name: str = "depth"):
     return int(depth)
 
 
-def _is_checkpoint_like(obj) -> bool:
+def is_checkpoint_like(obj) -> bool:
     if isinstance(obj, (Catalog, Mapping, str, os.PathLike)):
         return True
     return (isinstance(obj, (list, tuple)) and len(obj) > 0
@@ -385,7 +386,7 @@ class ModelSummary:
 
     def to_rows(self, depth: int | None = None) -> list:
         """The rows (copies), folded to ``depth`` (see :func:`summary`)."""
-        return [dict(r) for r in _fold(self.rows, _check_depth(depth))]
+        return [dict(r) for r in _fold(self.rows, check_depth(depth))]
 
     def table(self, depth: int | None = None) -> str:
         """Aligned text like torchinfo: indented module tree, type, output shape, params.
@@ -406,7 +407,7 @@ class ModelSummary:
         shape: the module never ran as a module (containers such as
         ``ModuleList``, layers whose weights are used functionally).
         """
-        rows = _fold(self.rows, _check_depth(depth))
+        rows = _fold(self.rows, check_depth(depth))
         has_type = any(r["type"] is not None for r in rows)
         show_calls = self.has_shapes and any((r["calls"] or 0) > 1 for r in rows)
         head = ["Module (type)" if has_type else "Module"]
@@ -523,7 +524,7 @@ def _module_rows(model) -> tuple:
 
 
 def _catalog_summary(model, depth, shapes, dtypes) -> ModelSummary:
-    from .catalog import _counts
+    from .catalog import counts_in_totals
     from .catalog import open as open_catalog
 
     cat = open_catalog(model)
@@ -531,7 +532,7 @@ def _catalog_summary(model, depth, shapes, dtypes) -> ModelSummary:
     for d, node in cat.tree().walk():
         rows.append({"path": node.path, "name": node.name, "depth": d, "type": None,
                      "output_shape": None, "params": node.params,
-                     "own_params": sum(i.params for i in node.tensors if _counts(i)),
+                     "own_params": sum(i.params for i in node.tensors if counts_in_totals(i)),
                      "trainable": None, "calls": None, "folded": 0})
     srcs = cat.sources
     name = (os.path.basename(srcs[0]) if len(srcs) == 1 and srcs[0] != "<memory>"
@@ -541,7 +542,7 @@ def _catalog_summary(model, depth, shapes, dtypes) -> ModelSummary:
     return ModelSummary(
         rows=_fold(rows, depth), model_name=name, total_params=cat.total_params,
         trainable_params=None, non_trainable_params=None,
-        param_bytes=sum(i.nbytes for i in cat.infos if _counts(i)),
+        param_bytes=sum(i.nbytes for i in cat.infos if counts_in_totals(i)),
         buffer_bytes=sum(i.nbytes for i in cat.infos
                          if i.tied_to is None and i.kind == "buffer"),
         input_shape=shapes, input_dtype=None if dtypes is None else
@@ -560,7 +561,7 @@ def _guess_dtype(model):
     return torch.float32
 
 
-def _one_line(e: BaseException) -> str:
+def error_line(e: BaseException) -> str:
     msg = " ".join(str(e).split())
     if len(msg) > 300:
         msg = msg[:297] + "..."
@@ -620,18 +621,15 @@ def summary(model, input_shape=None, *, input_dtype=None, depth: int | None = No
     >>> s.rows[2]["output_shape"], s.input_dtype
     ((2, 7, 4), ['int64'])
     """
-    depth = _check_depth(depth)
-    shapes = None if input_shape is None else _check_input_shape(input_shape)
-    import sys
-
-    torch = sys.modules.get("torch")  # a module can only exist once torch is imported
-    is_module = torch is not None and isinstance(model, torch.nn.Module)
-    if not is_module and _is_checkpoint_like(model):
-        dtypes = None if shapes is None else _check_input_dtype(input_dtype, len(shapes))
+    depth = check_depth(depth)
+    shapes = None if input_shape is None else check_input_shape(input_shape)
+    is_module = is_torch_module(model)
+    if not is_module and is_checkpoint_like(model):
+        dtypes = None if shapes is None else check_input_dtype(input_dtype, len(shapes))
         return _catalog_summary(model, depth, shapes, dtypes)
     if not is_module:
         raise TypeError(f"model: expected a torch nn.Module, a Catalog, a checkpoint path, a "
-                        f"list of paths or a state dict; got {_type_name(model)}")
+                        f"list of paths or a state dict; got {type_name(model)}")
     rows, total, trainable, pbytes, bbytes = _module_rows(model)
     out = ModelSummary(rows=rows, model_name=type(model).__name__, total_params=total,
                        trainable_params=trainable, non_trainable_params=total - trainable,
@@ -653,7 +651,7 @@ def summary(model, input_shape=None, *, input_dtype=None, depth: int | None = No
         else:
             out.input_dtype = candidates[0][1]
             out.shapes_note = ("output shapes unavailable: the forward pass on the meta device "
-                               f"failed ({_one_line(first_error)})")
+                               f"failed ({error_line(first_error)})")
     out.rows = _fold(out.rows, depth)
     return out
 
@@ -666,7 +664,7 @@ def meta_args(model, shapes, input_dtype) -> list:
     """
     import torch
 
-    dtypes = _check_input_dtype(input_dtype, len(shapes))
+    dtypes = check_input_dtype(input_dtype, len(shapes))
     tries = [dtypes] if dtypes is not None else [[_guess_dtype(model)] * len(shapes)]
     if dtypes is None and any(isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag))
                               for m in model.modules()):

@@ -42,7 +42,7 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def _quiet_bokeh() -> None:
+def quiet_bokeh() -> None:
     """Silence Bokeh's W-1005 for HoloViews' ``frame_width`` plots.
 
     HoloViews sizes a plot by its frame and leaves the figure's width unset
@@ -60,7 +60,7 @@ def __getattr__(name: str):
     if module is None:
         raise AttributeError(f"module 'dlviz_gpu.views' has no attribute {name!r}")
     if not any(callable(globals().get(n)) for n in _LAZY):
-        _quiet_bokeh()
+        quiet_bokeh()
     value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
     globals()[name] = value
     return value

@@ -29,8 +29,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..histograms import SPECIALS, Histogram, _check_scale, histogram
-from ..raster import check_size
+from ..checks import check_choice, check_flag, check_size
+from ..histograms import SCALES, SPECIALS, Histogram, histogram
 from . import style
 
 #: Percentiles drawn by :func:`distribution` by default (TensorBoard's).
@@ -245,9 +245,8 @@ def histplot(tensor_or_histogram, bins=256, range=None, scale: str = "linear",  
     hv = style.ensure_bokeh()
     width = check_size(width, "width")
     height = check_size(height, "height")
-    scale = _check_scale(scale)
-    if not isinstance(logy, (bool, np.bool_)):
-        raise TypeError(f"logy: expected True or False; got {logy!r}")
+    scale = check_choice(scale, "scale", SCALES)
+    check_flag(logy, "logy")
     rows, many = _histplot_rows(tensor_or_histogram, bins, range, scale)
     n = len(rows)
 
@@ -471,7 +470,7 @@ def distribution(histograms_over_steps, steps=None, percentiles=PERCENTILES, wid
     height = check_size(height, "height")
     norm = style.check_norm(norm)
     palette = style.check_cmap(cmap, signed=False)
-    scale = _check_scale(scale)
+    scale = check_choice(scale, "scale", SCALES)
     if not isinstance(value, str) or value not in VALUES:
         raise ValueError(f"value: expected one of {', '.join(VALUES)}; got {value!r}")
     qs = _check_percentiles(percentiles)
@@ -660,10 +659,8 @@ def bars(mapping, sort: bool = False, logy: bool = False, width: int = 700, heig
     hv = style.ensure_bokeh()
     width = check_size(width, "width")
     height = check_size(height, "height")
-    if not isinstance(sort, (bool, np.bool_)):
-        raise TypeError(f"sort: expected True or False; got {sort!r}")
-    if not isinstance(logy, (bool, np.bool_)):
-        raise TypeError(f"logy: expected True or False; got {logy!r}")
+    check_flag(sort, "sort")
+    check_flag(logy, "logy")
     if not isinstance(xrotation, (int, float)) or isinstance(xrotation, bool):
         raise TypeError(f"xrotation: expected a number of degrees; got {xrotation!r}")
     items = _bars_items(mapping)

@@ -25,7 +25,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..aggregate import rasterize
-from ..raster import check_size
+from ..checks import check_size
 from ..tensors import as_matrix
 from . import style
 
@@ -53,7 +53,7 @@ SHARED_BYTES = 32 * 2**20
 # the pixel under it, from the canvas geometry of the current frame (args
 # lo, hi, n: window and pixel count along the axis).  It mirrors the kernels'
 # rule: element k lands in pixel floor((k + 0.5 - lo) * n / (hi - lo)).
-_RANGE_JS = """
+RANGE_JS = """
 const s = (hi - lo) / n;
 const p = Math.min(n - 1, Math.max(0, Math.floor((value - lo) / s)));
 const a = Math.ceil(lo + p * s - 0.5);
@@ -438,9 +438,9 @@ class MatrixView:
             label = {"count": "elements", "nan_count": "NaN/inf"}.get(name, name)
             tips.append((label, f"@{{{name}}}"))
         formatters = {"$x": CustomJSHover(args={"lo": float(x0), "hi": float(x1), "n": int(w)},
-                                          code=_RANGE_JS),
+                                          code=RANGE_JS),
                       "$y": CustomJSHover(args={"lo": float(y0), "hi": float(y1), "n": int(h)},
-                                          code=_RANGE_JS)}
+                                          code=RANGE_JS)}
         opts.update(dict(frame_width=frame_width, frame_height=frame_height,
                          invert_yaxis=True, tools=["hover"], hover_tooltips=tips,
                          hover_formatters=formatters, hooks=[weak_hook(self._hook)],

@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 
 from ..points import rasterize_points
-from ..raster import check_size
+from ..checks import check_size
 from . import style
 from .matrix import ZOOM_LOD, prompt_ranges
 

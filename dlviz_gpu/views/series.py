@@ -21,8 +21,8 @@ import time
 
 import numpy as np
 
-from ..raster import check_size
-from ..series import Decimator, _check_smoothing
+from ..checks import check_flag, check_size, check_smoothing
+from ..series import Decimator
 from . import style
 
 #: Line colour when ``color=None``.
@@ -63,9 +63,8 @@ class CurveView:
 
     def __init__(self, y, x=None, smoothing: float = 0.0, logy: bool = False, color=None,
                  backend: str = "auto", label: str | None = None):
-        self.smoothing = _check_smoothing(smoothing)
-        if not isinstance(logy, (bool, np.bool_)):
-            raise TypeError(f"logy: expected True or False; got {logy!r}")
+        self.smoothing = check_smoothing(smoothing)
+        check_flag(logy, "logy")
         self.logy = bool(logy)
         self.color = _check_color(color)
         # a name is data: shown with controls escaped, never raw as a HoloViews label

@@ -19,6 +19,7 @@ import unicodedata
 
 import numpy as np
 
+from .. import checks
 from .. import tensor_stats as _stats
 from ..names import display
 
@@ -136,10 +137,9 @@ def _palettes() -> dict:
 
 
 def check_choice(value, name: str, choices) -> str:
-    """``value`` if it is one of ``choices``; else a ValueError naming ``name`` and listing them."""
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name}: expected one of {', '.join(choices)}; got {value!r}")
-    return value
+    """``value`` if it is one of ``choices`` (:func:`dlviz_gpu.checks.check_choice`, the
+    choices listed as bare words)."""
+    return checks.check_choice(value, name, choices, quoted=False)
 
 
 def check_norm(norm) -> str:

@@ -45,10 +45,10 @@ import numpy as np
 from ..models.estimators import (Classifier, Plane, SurfaceGrid, cell_centres, check_X,
                                  evaluate_grid, feature_names_of, final_step)
 from ..points import rasterize_points
-from ..raster import check_size
+from ..checks import check_flag, check_size
 from . import style
 from .points import spread_plane
-from .trees import _hex_to_rgb, class_colours, tint
+from .trees import hex_to_rgb, class_colours, tint
 
 #: Cell colour: ``MIN_TINT`` of the class colour (over white) when undecided,
 #: ``MAX_TINT`` when certain; the samples are drawn in the full colour.
@@ -142,9 +142,8 @@ class SurfaceView:
             raise ValueError(f"pixel_ratio: expected a number in (0, 4]; got {pixel_ratio!r}")
         self.pixel_ratio = float(pixel_ratio)
         self.hover = style.check_choice("none" if hover is None else hover, "hover", HOVERS)
-        for flag, name in ((support_vectors, "support_vectors"), (densities, "densities")):
-            if not isinstance(flag, (bool, np.bool_)):
-                raise TypeError(f"{name}: expected True or False; got {flag!r}")
+        check_flag(support_vectors, "support_vectors")
+        check_flag(densities, "densities")
         self.model = Classifier(estimator, response=response, class_names=class_names)
         self.estimator = estimator
         self.X = check_X(X, estimator if self.model.kind == "sklearn" else None)
@@ -156,7 +155,7 @@ class SurfaceView:
         self.codes = self._check_y(y)
         self.labels = list(self.model.labels)
         self.colors = class_colours(len(self.labels))
-        self._rgb = _hex_to_rgb(self.colors)
+        self._rgb = hex_to_rgb(self.colors)
         # (K, LEVELS, 3) uint8: class colour tinted over white by the strength level
         amount = MIN_TINT + (MAX_TINT - MIN_TINT) * np.linspace(0.0, 1.0, LEVELS)
         self.lut = np.stack([np.clip(np.rint(tint(np.repeat(c[None], LEVELS, 0), amount)),
@@ -336,12 +335,12 @@ class SurfaceView:
                 filled = count > 0
                 codes = np.where(_disc(filled, POINT_RADIUS), 0, -1)
             ring = _disc(filled, POINT_RADIUS + 1)
-            img[ring & (codes < 0)] = _hex_to_rgb([RING])[0].astype(np.uint8)
+            img[ring & (codes < 0)] = hex_to_rgb([RING])[0].astype(np.uint8)
             dot = codes >= 0
             if self.codes is not None:
                 img[dot] = self._rgb[codes[dot]].astype(np.uint8)
             else:
-                img[dot] = _hex_to_rgb([UNLABELLED])[0].astype(np.uint8)
+                img[dot] = hex_to_rgb([UNLABELLED])[0].astype(np.uint8)
         if self.sv is not None and self.sv.shape[0]:
             r = rasterize_points(self.sv[:, 0], self.sv[:, 1], width=w, height=h,
                                  x_range=(x0, x1), y_range=(y0, y1), stats=("count",))

@@ -31,7 +31,7 @@ import os
 import numpy as np
 
 from ..names import display
-from ..raster import check_size
+from ..checks import check_size
 from . import style
 
 #: The update ratio drawn as a reference line (the usual rule of thumb: an
@@ -718,12 +718,12 @@ def _snapshot_geometry(info, snap: np.ndarray):
 def _snapshot_opts(bounds, shape, width, height, palette, limits, title):
     from bokeh.models import CustomJSHover
 
-    from .matrix import _RANGE_JS
+    from .matrix import RANGE_JS
 
     x0, y0, x1, y1 = bounds
     h, w = shape
-    fmt = {"$x": CustomJSHover(args={"lo": x0, "hi": x1, "n": int(w)}, code=_RANGE_JS),
-           "$y": CustomJSHover(args={"lo": y0, "hi": y1, "n": int(h)}, code=_RANGE_JS)}
+    fmt = {"$x": CustomJSHover(args={"lo": x0, "hi": x1, "n": int(w)}, code=RANGE_JS),
+           "$y": CustomJSHover(args={"lo": y0, "hi": y1, "n": int(h)}, code=RANGE_JS)}
     opts = style.colour_opts(palette, "linear", limits)
     opts.update(frame_width=width, frame_height=height, invert_yaxis=True, tools=["hover"],
                 hover_formatters=fmt, xlabel="column", ylabel="row", title=title)

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..models.estimators import final_step, tree_layout, tree_nodes
 from ..names import display
-from ..raster import check_size
+from ..checks import check_size
 from . import style
 
 #: Text labels appear once at most this many nodes are in view.
@@ -63,7 +63,7 @@ def class_colours(k: int) -> list[str]:
     return [pal[i % len(pal)] for i in range(k)]
 
 
-def _hex_to_rgb(colours) -> np.ndarray:
+def hex_to_rgb(colours) -> np.ndarray:
     """(K, 3) float array of '#rrggbb' colours."""
     return np.array([[int(c[1 + 2 * i:3 + 2 * i], 16) for i in range(3)] for c in colours],
                     dtype=np.float64)
@@ -124,7 +124,7 @@ class TreeView:
         if nd.is_classifier:
             k = nd.value.shape[1]
             self.class_colors = class_colours(k)
-            base = _hex_to_rgb(self.class_colors)
+            base = hex_to_rgb(self.class_colors)
             # TINT_LEVELS tints per class, from nearly white (mixed) to the full colour (pure)
             amount = MIN_TINT + (1.0 - MIN_TINT) * np.linspace(0.0, 1.0, TINT_LEVELS)
             rows = [tint(np.repeat(base[c:c + 1], TINT_LEVELS, axis=0), amount)

@@ -140,7 +140,7 @@ class CpuProbe:
 
     def _histograms(self, views, stats):
         from ..histograms import make_edges
-        from ..kernels import _layout
+        from ..kernels import Axis
         from ..kernels import histogram as kh
 
         P = len(views)
@@ -159,8 +159,7 @@ class CpuProbe:
                     continue
                 a, dec = v
                 r, c = a.shape
-                items.append((a.reshape(-1), 0, _layout.Axis(n=r, t1=c),
-                              _layout.Axis(n=c, t1=1), dec))
+                items.append((a.reshape(-1), 0, Axis(n=r, t1=c), Axis(n=c, t1=1), dec))
                 edges.append(make_edges(B, lo, hi))
                 where.append((i, k))
         if items:

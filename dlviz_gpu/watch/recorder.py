@@ -82,6 +82,7 @@ import weakref
 
 import numpy as np
 
+from ..checks import check_flag
 from .store import ParamInfo, RunWriteError, RunWriter, StepRecord, STAT_NAMES
 
 __all__ = ["watch", "Watch", "RecordingStoppedWarning"]
@@ -201,10 +202,8 @@ class Watch:
         self.snapshot_every = _positive_int(snapshot_every, "snapshot_every", allow_none=True)
         self.snapshot_size = _positive_int(snapshot_size, "snapshot_size")
         self.dead_after = _positive_int(dead_after, "dead_after")
-        if not isinstance(histograms, (bool, np.bool_)):
-            raise TypeError(f"histograms: expected True or False; got {histograms!r}")
-        if not isinstance(updates, (bool, np.bool_)):
-            raise TypeError(f"updates: expected True or False; got {updates!r}")
+        check_flag(histograms, "histograms")
+        check_flag(updates, "updates")
         if config is not None and not isinstance(config, dict):
             raise TypeError(f"config: expected a dict or None; got {type(config).__name__}")
         self.histograms = bool(histograms)

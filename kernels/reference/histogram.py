@@ -2,7 +2,7 @@
 
 Nothing here shares code with the kernels: every value is converted to
 float64 and its bin found with ``np.searchsorted`` straight from the rule in
-DESIGN.md ("Histogram"): ``v`` is in bin ``k`` when ``e_k <= v < e_{k+1}``,
+docs/architecture.md ("Histogram"): ``v`` is in bin ``k`` when ``e_k <= v < e_{k+1}``,
 the last bin includes ``e_B``; underflow, overflow, NaN, +inf and -inf are
 counted apart.
 """

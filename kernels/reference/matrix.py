@@ -1,7 +1,7 @@
 """Slow, obviously-correct float64 NumPy versions of the kernels, for tests.
 
 Nothing here shares code with the kernels: the pixel of every element is
-computed straight from the formula in DESIGN.md, element by element.
+computed straight from the formula in docs/architecture.md, element by element.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Slow, obviously-correct float64 NumPy version of the points kernels, for tests.
 
 Nothing here shares code with the kernels: each point's pixel comes straight
-from the formula in DESIGN.md, and the planes from ``np.add.at`` /
+from the formula in docs/architecture.md, and the planes from ``np.add.at`` /
 ``np.minimum.at`` / ``np.maximum.at``.
 """
 

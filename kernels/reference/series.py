@@ -1,7 +1,7 @@
 """Slow, obviously-correct float64 NumPy versions of the series kernels, for tests.
 
 Nothing here shares code with the kernels: every sample's column comes
-straight from the formula in DESIGN.md, and each column is reduced on its own
+straight from the formula in docs/architecture.md, and each column is reduced on its own
 with ``argmin`` / ``argmax`` (which return the first occurrence on a tie).
 """
 

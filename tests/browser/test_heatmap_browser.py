@@ -55,7 +55,7 @@ def palette() -> np.ndarray:
 
 
 def reference_mean(m: np.ndarray, window, canvas) -> np.ndarray:
-    """(h, w) mean per pixel by DESIGN.md's rule, in float64 (independent of the kernels)."""
+    """(h, w) mean per pixel by the pixel rule of docs/architecture.md, in float64 (independent of the kernels)."""
     (x0, x1), (y0, y1) = window
     w, h = canvas
     sub = m[y0:y1, x0:x1].astype(np.float64)

@@ -76,7 +76,7 @@ print(json.dumps([[list(args), sum(k.stats.cache_hits.values()),
 
 
 def _block_mean(a, width, height):
-    """Independent per-pixel mean of the finite elements (DESIGN.md pixel rule)."""
+    """Independent per-pixel mean of the finite elements (the pixel rule of docs/architecture.md)."""
     rows, cols = a.shape
     py = np.floor((np.arange(rows) + 0.5) * height / rows).astype(int)
     px = np.floor((np.arange(cols) + 0.5) * width / cols).astype(int)

@@ -7,7 +7,7 @@ raster (every statistic), the points value column, the series M4 (values and
 indices), histograms (range=None, a given range, values exactly on the edges),
 the moments kernel and ``describe``.
 
-The semantics checked (DESIGN.md, "Semantics"): every element is the float64
+The semantics checked (docs/architecture.md, "Semantics"): every element is the float64
 it converts to; min / max / extremum are the float64 of an element that
 exists (for an int64 near 2**63, its float64 rounding -- never a value of the
 other sign); counts are exact; sums are within float64 rounding of the exact

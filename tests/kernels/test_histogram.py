@@ -1,4 +1,4 @@
-"""histogram_cpu / minmax_cpu against the float64 NumPy reference (DESIGN.md, "Histogram").
+"""histogram_cpu / minmax_cpu against the float64 NumPy reference (docs/architecture.md, "Histogram").
 
 Numba compiles one parallel driver per kind of input (element decoding x
 float32/float64 lanes x read in place or gathered) and the chunk code twice

@@ -1,4 +1,4 @@
-"""matrix_stats_cpu against the float64 reference (DESIGN.md, "Semantics").
+"""matrix_stats_cpu against the float64 reference (docs/architecture.md, "Semantics").
 
 Numba compiles one CPU kernel per (buffer dtype / decoding, unit-stride columns
 or not, want_minmax, want_m2); each takes a few seconds, so the parametrisation

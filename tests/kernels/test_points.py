@@ -1,4 +1,4 @@
-"""points_stats_cpu / points_bounds_cpu against the float64 reference (DESIGN.md, "Points").
+"""points_stats_cpu / points_bounds_cpu against the float64 reference (docs/architecture.md, "Points").
 
 Numba compiles one CPU kernel per (decodings, value / category columns,
 unit-stride or not, min/max lanes) and per buffer dtype; each takes a few

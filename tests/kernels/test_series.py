@@ -1,4 +1,4 @@
-"""m4_cpu / ema_cpu against the float64 reference (DESIGN.md, "Series").
+"""m4_cpu / ema_cpu against the float64 reference (docs/architecture.md, "Series").
 
 Every comparison is with ``dlviz_gpu.kernels.reference.series``, which
 assigns each sample to its column straight from the formula and reduces each

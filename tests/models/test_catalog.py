@@ -399,12 +399,12 @@ def test_zip_entries_that_are_not_arrays_are_ignored(tmp_path):
 
 def _plain_tree(infos):
     """Each tensor walked from the root, every node on its way updated (the definition)."""
-    from dlviz_gpu.models.catalog import ModuleNode, _counts, _prefix_len
-    from dlviz_gpu.models.sources import _SEP
+    from dlviz_gpu.models.catalog import ModuleNode, _prefix_len, counts_in_totals
+    from dlviz_gpu.models.sources import NAME_SEP
 
     root = ModuleNode("", "")
     for info in infos:
-        parts = [p for p in _SEP.split(info.module) if p] if info.module else []
+        parts = [p for p in NAME_SEP.split(info.module) if p] if info.module else []
         chain, node = [root], root
         for k, part in enumerate(parts):
             if part not in node.children:
@@ -415,7 +415,7 @@ def _plain_tree(infos):
         node.tensors.append(info)
         for n in chain:
             n.n_tensors += 1
-            n.params += info.params if _counts(info) else 0
+            n.params += info.params if counts_in_totals(info) else 0
             n.nbytes += info.nbytes if info.tied_to is None else 0
     return root
 

@@ -41,7 +41,7 @@ def assert_fields_exist(plot):
 
 
 def expected_counts(x, y, x_range, y_range, w, h):
-    """Per-pixel point counts by the DESIGN rule, in float64 NumPy (row 0 = y0)."""
+    """Per-pixel point counts by the points rule of docs/architecture.md, in float64 NumPy (row 0 = y0)."""
     (x0, x1), (y0, y1) = x_range, y_range
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)

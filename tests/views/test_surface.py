@@ -26,7 +26,7 @@ from sklearn.svm import SVC  # noqa: E402
 from dlviz_gpu.models.estimators import evaluate_points  # noqa: E402
 from dlviz_gpu.views.surface import (LEVELS, MAX_TINT, MIN_TINT, SV_RADIUS,  # noqa: E402
                                      SurfaceView, decision_surface)
-from dlviz_gpu.views.trees import _hex_to_rgb, class_colours  # noqa: E402
+from dlviz_gpu.views.trees import hex_to_rgb, class_colours  # noqa: E402
 
 
 def render(obj):
@@ -129,7 +129,7 @@ def test_colours_confidence_points_and_hover(iris2):
                        width=200, height=150)
     res = view.planes()
     g = res["grid"]
-    colours = _hex_to_rgb(class_colours(3))
+    colours = hex_to_rgb(class_colours(3))
     # the strength rounded to 1/255 (a lookup table of LEVELS shades per class)
     amount = MIN_TINT + (MAX_TINT - MIN_TINT) * np.rint(g.strength * (LEVELS - 1)) / (LEVELS - 1)
     expected = 255 - amount[..., None] * (255 - colours[g.classes])
@@ -353,7 +353,7 @@ def test_save_html_and_png(tmp_path, svc, iris2):
     img = np.asarray(Image.open(io.BytesIO(png.read_bytes())).convert("RGB"))
     assert img.shape[0] > 180 and img.shape[1] > 240
     # all three (tinted) class colours are in the picture
-    for c in _hex_to_rgb(class_colours(3)):
+    for c in hex_to_rgb(class_colours(3)):
         tinted = 255 - MAX_TINT * (255 - c)
         close = np.all(np.abs(img.astype(float) - tinted) < 40, axis=2)
         assert close.mean() > 0.01
