@@ -71,13 +71,19 @@ def flow_columns(page):
     return images[0]["shape"][1] if images else None
 
 
-def test_dlviz_serve_follows_a_live_run(tab, command, trainer):
+def open_live_run(tab, command, trainer):
+    """``dlviz serve`` of the live run, its page loaded: (app, page, the status line)."""
     app = command("serve", trainer)
     url = app.wait_ready()
     page = tab.page
     bj.load(page, url)
     status = page.get_by_text(re.compile(r"\(training\): step [\d,]+"))
     bj.wait_until(lambda: status.count() >= 1, page, "the run's status line")
+    return app, page, status
+
+
+def test_dlviz_serve_follows_a_live_run(tab, command, trainer):
+    app, page, status = open_live_run(tab, command, trainer)
 
     def step():
         return status_step(status, r"\(training\): step ([\d,]+)")
@@ -104,12 +110,7 @@ def test_dlviz_serve_follows_a_live_run(tab, command, trainer):
 
 
 def test_dlviz_serve_says_when_the_run_file_goes_bad(tab, command, trainer):
-    app = command("serve", trainer)
-    url = app.wait_ready()
-    page = tab.page
-    bj.load(page, url)
-    training = page.get_by_text(re.compile(r"\(training\): step [\d,]+"))
-    bj.wait_until(lambda: training.count() >= 1, page, "the run's status line")
+    app, page, training = open_live_run(tab, command, trainer)
 
     # the run file is deleted under the page (the trainer writes on, to no file)
     run_file = trainer / "run.sqlite"
