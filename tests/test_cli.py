@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from dlviz_gpu import cli
+from dlviz_gpu.app import report
 from dlviz_gpu.cli import main
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
@@ -416,7 +417,7 @@ def test_render_png_folder(capsys, files, tmp_path):
 
 
 def test_safe_filename():
-    sf = cli.safe_filename
+    sf = report.safe_filename
     assert sf("model.layers.0.mlp.up_proj.weight", 7) == "0007-model.layers.0.mlp.up_proj.weight.png"
     assert sf("a/b c:d*?", 0) == "0000-a_b_c_d.png"
     assert sf("../../etc/passwd", 1) == "0001-etc_passwd.png"
@@ -507,7 +508,7 @@ def _capture(fn, failures):
 
 def test_render_releasing_file_maps_between_tensors(capsys, files, tmp_path, monkeypatch):
     # release after every tensor: each read re-maps its file (safetensors and torch alike)
-    monkeypatch.setattr(cli, "RELEASE_BYTES", 1)
+    monkeypatch.setattr(report, "RELEASE_BYTES", 1)
     out_file = tmp_path / "both.html"
     code, _, err = run(capsys, "render", files["single"], files["pt"], "-o", out_file, "-q",
                        "--filter", "*.weight")

@@ -5,6 +5,7 @@
 ``runs.py``       the dashboard of recorded training runs (``dlviz serve RUN``)
 ``estimators.py`` the scikit-learn views of a classifier on one page
 ``board.py``      what every dashboard shares (serving its page)
+``report.py``     ``dlviz render``'s standalone HTML page and PNG folder
 ``demo.py``       the embedded default model of ``dlviz demo`` and its
                   background training loop
 

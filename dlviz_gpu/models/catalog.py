@@ -415,6 +415,18 @@ def _prefix_len(module: str, parts: int) -> int:
     return len(module)
 
 
+def totals(infos) -> dict:
+    """``{"tensors", "params", "bytes"}`` of ``infos``: what the parameter and byte totals count."""
+    return {"tensors": len(infos),
+            "params": sum(i.params for i in infos if counts_in_totals(i)),
+            "bytes": sum(i.nbytes for i in infos if stored_in_totals(i))}
+
+
+def shape_text(shape) -> str:
+    """``(3, 4)`` -> ``"3x4"``; ``()`` -> ``"scalar"``."""
+    return "x".join(map(str, shape)) or "scalar"
+
+
 def format_bytes(n: int) -> str:
     """``1536`` -> ``"1.5 KiB"``."""
     v = float(n)
