@@ -67,7 +67,7 @@ CPU strategy
     Compilation: one parallel driver per kind of input (decoding x lane
     width x read in place or gathered) and the heavy chunk code twice in all
     (float32 and float64 lanes), cached on disk (``cache=True``; the drivers
-    by :func:`._common.cached_factory_kernel`).
+    by :func:`._cache.cached_factory_kernel`).
 
 GPU strategy
     One launch per tensor (per host slab when a host array is streamed); a
@@ -93,7 +93,8 @@ import numpy as np
 from numba import prange
 
 from . import _layout
-from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, cached_factory_kernel, decode_bf16,
+from ._cache import cached_factory_kernel
+from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, decode_bf16,
                       decode_bf16_f32, decode_f16, decode_f16_f32)
 from ._parallel import serialised
 

@@ -46,7 +46,8 @@ import numpy as np
 from numba import prange
 
 from . import _layout
-from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, cached_factory_kernel, decode_bf16,
+from ._cache import cached_factory_kernel
+from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, decode_bf16,
                       decode_bf16_f32, decode_f16, decode_f16_f32, make_exact_moments)
 from ._parallel import serialised
 
@@ -102,7 +103,7 @@ def _axis_tuple(axis: _layout.Axis) -> tuple:
 def _cpu_kernel(decode: int, lane_dtype: str, contiguous: bool, want_minmax: bool, want_m2: bool):
     """Memoised: one compiled kernel per (element decoding, layout, stats) combination.
 
-    Cached on disk across processes by :func:`._common.cached_factory_kernel`.
+    Cached on disk across processes by :func:`._cache.cached_factory_kernel`.
     """
     dec = _CPU_DECODERS[decode]
     MINMAX = want_minmax

@@ -78,7 +78,8 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, cached_factory_kernel, decode_bf16,
+from ._cache import cached_factory_kernel
+from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, decode_bf16,
                       decode_bf16_f32, decode_f16, decode_f16_f32, decode_value, window_problem)
 from ._parallel import parallel_jit, serialised
 

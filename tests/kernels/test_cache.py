@@ -19,7 +19,7 @@ import numba
 import numpy as np
 import pytest
 
-from dlviz_gpu.kernels import _common
+from dlviz_gpu.kernels import _cache, _common
 
 STATS = ("count", "nan_count", "sum", "mean", "min", "max", "extremum", "std")
 
@@ -130,7 +130,7 @@ FACTORY = '''
 import functools, json, os, sys
 import numba
 import numpy as np
-from dlviz_gpu.kernels._common import cached_factory_kernel
+from dlviz_gpu.kernels._cache import cached_factory_kernel
 import helper
 
 OFFSET = float(os.environ.get("OFFSET", "0"))
@@ -196,15 +196,15 @@ def test_without_the_cache_hook_kernels_still_compile(monkeypatch, caplog):
     def missing():
         raise RuntimeError("no hook in this Numba")
 
-    monkeypatch.setattr(_common, "_factory_cache_class", missing)
+    monkeypatch.setattr(_cache, "_factory_cache_class", missing)
 
     def factory(k):
         @numba.njit
         def kern(x):
             return x * k
-        return _common.cached_factory_kernel(kern, k)
+        return _cache.cached_factory_kernel(kern, k)
 
-    with caplog.at_level(logging.DEBUG, logger=_common.__name__):
+    with caplog.at_level(logging.DEBUG, logger=_cache.__name__):
         kern = factory(3)
     assert kern(2.0) == 6.0
     assert kern.stats.cache_path is None   # Numba's null cache
