@@ -7,8 +7,9 @@ from collections.abc import Iterable
 import numpy as np
 
 from . import backend as _backend
+from .backend import Backend
 from .raster import STATS, Canvas, Raster
-from .tensors import as_matrix
+from .tensors import Layout, as_matrix
 
 
 def _check_stats(stats) -> tuple[str, ...]:
@@ -39,7 +40,7 @@ def _check_origin(origin) -> tuple[int, int]:
 
 
 def rasterize(tensor, width: int = 800, height: int = 600, x_range=None, y_range=None,
-              layout: str = "auto", backend: str = "auto", stats=None,
+              layout: Layout = "auto", backend: Backend = "auto", stats=None,
               origin=(0, 0)) -> Raster:
     """Reduce a tensor to per-pixel statistics on a ``width`` x ``height`` canvas.
 

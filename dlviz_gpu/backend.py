@@ -10,10 +10,13 @@ saying why and how to fix it; ``"auto"`` never fails over to an error.
 from __future__ import annotations
 
 import os
+from typing import Literal, get_args
 
 import numpy as np
 
-BACKENDS = ("auto", "cpu", "cuda")
+#: where a verb runs: "auto" follows the data (and DLVIZ_BACKEND)
+Backend = Literal["auto", "cpu", "cuda"]
+BACKENDS = get_args(Backend)
 ENV_VAR = "DLVIZ_BACKEND"
 
 _FIX = ("install the CUDA extra (pip install 'dlviz_gpu[cu12]' or 'dlviz_gpu[cu13]' to "

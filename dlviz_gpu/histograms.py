@@ -27,14 +27,18 @@ from __future__ import annotations
 import builtins
 import math
 from collections.abc import Iterable, Mapping
+from typing import Literal, get_args
 
 import numpy as np
 
 from . import backend as _backend
+from .backend import Backend
 from .checks import check_choice, check_flag
 from .tensors import Matrix, as_matrix
 
-SCALES = ("linear", "log", "symlog")
+#: how bins are spaced
+Scale = Literal["linear", "log", "symlog"]
+SCALES = get_args(Scale)
 SPECIALS = ("underflow", "overflow", "nan", "posinf", "neginf")
 # linthresh = LINTHRESH_FRACTION * max(|low|, |high|) unless given
 LINTHRESH_FRACTION = 1e-3
@@ -570,8 +574,8 @@ def make_edges(bins: int, lo: float, hi: float, scale: str = "linear",
 # The verb
 # --------------------------------------------------------------------------
 
-def histogram(tensors, bins=256, range=None, scale: str = "linear",  # noqa: A002 - NumPy's name
-              backend: str = "auto", *, linthresh: float | None = None,
+def histogram(tensors, bins=256, range=None, scale: Scale = "linear",  # noqa: A002 - NumPy's name
+              backend: Backend = "auto", *, linthresh: float | None = None,
               shared_range: bool = True) -> Histogram:
     """Exact histogram of a tensor, or of many tensors in one call.
 

@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 
 from . import backend as _backend
+from .backend import Backend
+from .checks import check_range, check_size
 from .kernels import DECODE_BF16, DECODE_F16
 from .kernels import points as _kpoints
 from .optional import is_torch_tensor
-from .checks import check_range, check_size
 from .raster import Canvas, Raster
 from .tensors import as_matrix
 
@@ -191,7 +192,7 @@ def _bad_category(col: _Col, k: int | None) -> ValueError:
 
 
 def rasterize_points(x, y, value=None, category=None, width: int = 800, height: int = 600,
-                     x_range=None, y_range=None, backend: str = "auto",
+                     x_range=None, y_range=None, backend: Backend = "auto",
                      n_categories: int | None = None, stats=None) -> Raster:
     """Reduce a point cloud to exact per-pixel statistics on a ``width`` x ``height`` canvas.
 

@@ -15,11 +15,15 @@ back in that library, on that device.
 from __future__ import annotations
 
 
+from typing import Literal, get_args
+
 import numpy as np
 
 from .optional import is_cupy_array, is_torch_tensor, loaded
 
-METHODS = ("pca", "first")
+#: how embeddings become 2-D
+Method = Literal["pca", "first"]
+METHODS = get_args(Method)
 _CHUNK_BYTES = 64 << 20
 
 
@@ -126,7 +130,7 @@ def _check(x, n_components: int, method: str):
         raise TypeError(f"embeddings: expected a real numeric dtype; got {kind}")
 
 
-def project(embeddings, method: str = "pca", n_components: int = 2, seed: int = 0,
+def project(embeddings, method: Method = "pca", n_components: int = 2, seed: int = 0,
             n_iter: int = 4, oversample: int = 10, progress: bool | None = None):
     """Project (N, D) embeddings to (N, n_components) coordinates for a scatter plot.
 

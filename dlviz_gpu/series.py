@@ -17,9 +17,10 @@ import math
 import numpy as np
 
 from . import backend as _backend
+from .backend import Backend
+from .checks import check_range, check_size, check_smoothing
 from .kernels import series as _ks
 from .kernels import window_problem
-from .checks import check_range, check_size, check_smoothing
 from .tensors import as_matrix
 
 STATS = _ks.STATS
@@ -261,7 +262,7 @@ def polyline(d, x=None):
 
 
 def decimate(y, x=None, width: int = 1200, x_range=None, smoothing: float = 0.0,
-             backend: str = "auto"):
+             backend: Backend = "auto"):
     """Reduce a long series to the first, min, max and last sample of each pixel column.
 
     Drawing those four per column, in index order, is pixel-identical to

@@ -40,10 +40,11 @@ import numpy as np
 
 from . import backend as _backend
 from .aggregate import rasterize
+from .backend import Backend
+from .checks import MAX_SIDE
 from .histograms import histogram
 from .kernels.describe import line_sumsq_cpu
-from .checks import MAX_SIDE
-from .tensors import LAYOUTS, as_matrix
+from .tensors import LAYOUTS, Layout, as_matrix
 
 #: Matrix rows (or columns) per engine call of the per-line passes: the
 #: largest canvas side the engine takes; it also bounds the per-pixel planes
@@ -284,7 +285,8 @@ def _top(norms: np.ndarray, k: int) -> list:
     return [(int(i), float(norms[i])) for i in order]
 
 
-def describe(tensor, layout: str = "auto", top: int = 5, backend: str = "auto") -> TensorStats:
+def describe(tensor, layout: Layout = "auto", top: int = 5, backend: Backend = "auto"
+             ) -> TensorStats:
     """Whole-tensor statistics and the rows / columns of largest norm, read in place.
 
     Parameters

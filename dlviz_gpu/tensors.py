@@ -22,14 +22,16 @@ Layouts (``layout=``):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
 from .kernels import DECODE_BF16, DECODE_F16, DECODE_NATIVE, Axis, axis_from_dims
 from .optional import is_torch_tensor
 
-LAYOUTS = ("auto", "mosaic", "flatten", "stack")
+#: how a tensor of other than two dimensions becomes a matrix (see the module docstring)
+Layout = Literal["auto", "mosaic", "flatten", "stack"]
+LAYOUTS = get_args(Layout)
 
 _ACCEPTED = ("a numpy array or memmap, a torch tensor, a cupy array, or an object with "
              "__array__, __cuda_array_interface__ or __dlpack__")
@@ -63,7 +65,7 @@ class Matrix:
         return self.dtype.startswith(("float", "bfloat"))
 
 
-def as_matrix(tensor, layout: str = "auto", *, name: str = "tensor") -> Matrix:
+def as_matrix(tensor, layout: Layout = "auto", *, name: str = "tensor") -> Matrix:
     """View ``tensor`` as a :class:`Matrix` without copying it.
 
     Parameters

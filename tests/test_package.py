@@ -90,3 +90,27 @@ def test_the_package_says_it_ships_type_hints():
     assert importlib.resources.files("dlviz_gpu").joinpath("py.typed").is_file()
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     assert "py.typed" in pyproject["tool"]["setuptools"]["package-data"]["dlviz_gpu"]
+
+
+def test_option_strings_are_literal_types_the_checks_share():
+    """Each verb's option arguments are typed with the ``Literal`` its checks read."""
+    import typing
+
+    import dlviz_gpu as dv
+    from dlviz_gpu import backend, histograms, projection, tensors
+
+    assert backend.BACKENDS == typing.get_args(backend.Backend) == ("auto", "cpu", "cuda")
+    assert tensors.LAYOUTS == typing.get_args(tensors.Layout)
+    assert histograms.SCALES == typing.get_args(histograms.Scale)
+    assert projection.METHODS == typing.get_args(projection.Method)
+    for verb, arg, alias in [(dv.rasterize, "backend", backend.Backend),
+                             (dv.rasterize, "layout", tensors.Layout),
+                             (dv.rasterize_points, "backend", backend.Backend),
+                             (dv.decimate, "backend", backend.Backend),
+                             (dv.histogram, "scale", histograms.Scale),
+                             (dv.histogram, "backend", backend.Backend),
+                             (dv.project, "method", projection.Method),
+                             (dv.describe, "layout", tensors.Layout),
+                             (dv.describe, "backend", backend.Backend),
+                             (dv.as_matrix, "layout", tensors.Layout)]:
+        assert typing.get_type_hints(verb)[arg] == alias, (verb.__name__, arg)
