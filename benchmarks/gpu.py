@@ -701,6 +701,7 @@ FAMILY_CHECKS = (
     ("series", ".gpu_series", "check_series"),
     ("histogram", ".gpu_hist", "check_histogram"),
     ("watch", ".gpu_watch", "check_watch"),
+    ("line_sumsq", ".gpu_describe", "check_describe"),
 )
 
 

@@ -18,8 +18,9 @@ O(rows + cols) plus a bounded chunk.  Three passes:
 2. The norms of the other axis's lines: the same engine pass when its lines
    are long; when they hold at most :data:`SHORT_LINE` elements (a 1-D
    strip, an N x 3 matrix) a one-pixel-per-line canvas would cost about a
-   microsecond per line, so a plain parallel loop over the lines
-   (:mod:`dlviz_gpu.kernels.describe`, CPU data only) sums their squares.
+   microsecond per line, so the ``LINE_SUMSQ`` family
+   (:mod:`dlviz_gpu.kernels.describe`, CPU or CUDA) sums their squares, one
+   line per thread.
 3. ``dv.histogram`` with the edges ``[0, 5e-324, 1e-323]`` (5e-324 is the
    smallest float64 above 0): its first bin ``0 <= v < 5e-324`` holds exactly
    the zeros (+0 and -0) of any dtype, and the same pass counts NaN, +inf and
@@ -43,7 +44,7 @@ from .aggregate import rasterize
 from .backend import Backend
 from .checks import MAX_SIDE
 from .histograms import histogram
-from .kernels.describe import line_sumsq_cpu
+from .kernels import LINE_SUMSQ
 from .tensors import LAYOUTS, Layout, as_matrix
 
 #: Matrix rows (or columns) per engine call of the per-line passes: the
@@ -52,8 +53,8 @@ from .tensors import LAYOUTS, Layout, as_matrix
 CHUNK = MAX_SIDE
 
 #: Lines of at most this many elements (the short axis of a skinny matrix, a
-#: 1-D strip's single row) get their norms from :mod:`dlviz_gpu.kernels.describe`
-#: on the CPU instead of from a canvas of one pixel per line.
+#: 1-D strip's single row) get their norms from the ``LINE_SUMSQ`` family
+#: (:mod:`dlviz_gpu.kernels.describe`) instead of from a canvas of one pixel per line.
 SHORT_LINE = 64
 
 # Histogram edges whose first bin [0, 5e-324) holds exactly the values equal to
@@ -333,11 +334,13 @@ def describe(tensor, layout: Layout = "auto", top: int = 5, backend: Backend = "
     by_line = _line_stats(matrix, first, matrix.shape[first], backend, want_minmax=True)
     n_i, s_i, m2_i = by_line["count"], by_line["sum"], by_line["m2"]
     first_sq = _sum_squares(n_i, s_i, m2_i)
-    if where == "cpu" and matrix.device == "cpu" and matrix.shape[first] <= SHORT_LINE:
+    if matrix.shape[first] <= SHORT_LINE:
         # skinny matrix, short lines: one element or a few per pixel would
-        # make the matrix kernel slow, the dedicated loop is not
+        # make the matrix kernel slow, the dedicated family is not
         lines, other = (matrix.cols, matrix.rows) if first == 0 else (matrix.rows, matrix.cols)
-        second_sq = line_sumsq_cpu(matrix.buffer, matrix.offset, lines, other, matrix.decode)
+        line_sumsq = _backend.kernel_for(LINE_SUMSQ, where)
+        second_sq = line_sumsq(_backend.buffer_for(matrix, where), matrix.offset, lines, other,
+                               matrix.decode)
     else:
         second = _line_stats(matrix, 1 - first, matrix.shape[1 - first], backend,
                              want_minmax=False)

@@ -13,6 +13,7 @@ from .matrix import matrix_stats_cpu, matrix_stats_cuda
 from .histogram import HISTOGRAM, HISTOGRAM_MANY, MINMAX
 from .points import POINTS_BOUNDS, POINTS_STATS
 from .series import M4, m4_cpu, m4_cuda
+from .describe import LINE_SUMSQ, line_sumsq_cpu, line_sumsq_cuda
 
 MATRIX_STATS = {"cpu": matrix_stats_cpu, "cuda": matrix_stats_cuda}
 
@@ -21,4 +22,5 @@ __all__ = [
     "matrix_stats_cpu", "matrix_stats_cuda", "MATRIX_STATS",
     "m4_cpu", "m4_cuda", "M4", "POINTS_STATS", "POINTS_BOUNDS",
     "HISTOGRAM", "HISTOGRAM_MANY", "MINMAX", "window_problem",
+    "LINE_SUMSQ", "line_sumsq_cpu", "line_sumsq_cuda",
 ]

@@ -10,12 +10,20 @@ that case directly: one parallel loop over the lines, each summing the squares
 of its finite elements, read in place through the same address maps
 (:mod:`._layout`) and decodings (:mod:`._common`) as every kernel.
 
-CPU only; CUDA data keeps the matrix kernel path.  Compiled once per buffer
-dtype and cached on disk (``cache=True``).
+The family :data:`LINE_SUMSQ` has both backends under one signature:
+:func:`line_sumsq_cpu` (one parallel loop over the lines, compiled once per
+buffer dtype and cached on disk with ``cache=True``) and
+:func:`line_sumsq_cuda` (one thread per line, over a device buffer or a host
+buffer it copies to the device; the result comes back to the host: it is one
+float64 per line).  Both read the same address maps and decodings and add the
+squares of each line's finite elements in index order, so they agree to
+float64 rounding; the float64 reference is
+:func:`dlviz_gpu.kernels.reference.describe.line_sumsq`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numba
@@ -25,6 +33,20 @@ from numba import prange
 from ._common import decode_value
 from ._layout import Axis
 from ._parallel import parallel_jit
+
+
+# numba.cuda, imported by _import_cuda() on the first GPU call only.  A module
+# global (not a closure variable): the CUDA simulator swaps it for its fake.
+cuda = None
+
+
+def _import_cuda():
+    global cuda
+    if cuda is None:
+        from numba import cuda as module
+
+        cuda = module
+    return cuda
 
 
 @numba.njit(inline="always", cache=True)
@@ -90,3 +112,59 @@ def line_sumsq_cpu(flat: np.ndarray, offset: int, lines: Axis, other: Axis,
                 np.int64(other.k3), np.int64(other.t3), np.int64(other.n),
                 np.int64(decode), out)
     return out
+
+
+@functools.lru_cache(maxsize=None)
+def _cuda_kernel(decode: int):
+    """The CUDA kernel for one decoding: thread ``j`` sums the squares of line ``j``."""
+    _import_cuda()
+    from ._common import cuda_decoder, cuda_device
+
+    dec = cuda_decoder(decode)
+    offset_of = cuda_device(_offset.py_func)
+
+    def kernel(flat, offset, lt1, lk2, lt2, lk3, lt3, nlines, ot1, ok2, ot2, ok3, ot3,
+               nother, out):
+        j = cuda.grid(1)
+        if j >= nlines:
+            return
+        base = offset + offset_of(lt1, lk2, lt2, lk3, lt3, j)
+        acc = 0.0
+        for i in range(nother):
+            x = dec(flat[base + offset_of(ot1, ok2, ot2, ok3, ot3, i)])
+            if math.isfinite(x):
+                acc += x * x
+        out[j] = acc
+
+    return cuda.jit(kernel)
+
+
+#: threads per block of :func:`line_sumsq_cuda`
+CUDA_BLOCK = 256
+
+
+def line_sumsq_cuda(flat, offset: int, lines: Axis, other: Axis, decode: int) -> np.ndarray:
+    """:func:`line_sumsq_cpu` on the GPU, same parameters and result.
+
+    ``flat`` is a device array (read in place) or a host ndarray (copied to
+    the device whole: the lines this family is for are short, so the buffer is
+    at most a few times the result).  Returns a host ``(lines.n,)`` float64
+    ndarray.
+    """
+    _import_cuda()
+    if isinstance(flat, np.ndarray):          # host data: copied whole (short lines)
+        flat = cuda.to_device(np.ascontiguousarray(flat))
+    out = cuda.device_array(lines.n, np.float64)
+    if lines.n:
+        blocks = (lines.n + CUDA_BLOCK - 1) // CUDA_BLOCK
+        _cuda_kernel(int(decode))[blocks, CUDA_BLOCK](
+            flat, np.int64(offset),
+            np.int64(lines.t1), np.int64(lines.k2), np.int64(lines.t2),
+            np.int64(lines.k3), np.int64(lines.t3), np.int64(lines.n),
+            np.int64(other.t1), np.int64(other.k2), np.int64(other.t2),
+            np.int64(other.k3), np.int64(other.t3), np.int64(other.n), out)
+    return out.copy_to_host()
+
+
+#: the family: backend name -> kernel (see :func:`dlviz_gpu.backend.kernel_for`)
+LINE_SUMSQ = {"cpu": line_sumsq_cpu, "cuda": line_sumsq_cuda}

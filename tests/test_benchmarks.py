@@ -218,6 +218,18 @@ def test_gpu_watch_section_logic_on_the_cpu():
     assert gpu_watch.check_watch(res, sim_smoke=True) == [] and "skipped" in res["watch"]
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not cuda_usable(), reason="needs a GPU or NUMBA_ENABLE_CUDASIM=1")
+def test_gpu_line_sumsq_section_under_the_simulator():
+    """The GPU check's LINE_SUMSQ section compares every case and passes."""
+    from benchmarks import gpu_describe
+
+    res = {}
+    rows = gpu_describe.check_describe(res, sim_smoke=True)
+    assert res["line_sumsq"]["problems"] == []
+    assert [r.passed for r in rows] == [True] and rows[0].metric == "mismatches"
+
+
 @pytest.mark.slow
 def test_models_benchmark_compares_with_decision_boundary_display(tmp_path):
     pytest.importorskip("sklearn")
