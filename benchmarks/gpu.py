@@ -320,7 +320,7 @@ def _cupy_cases(rng, R, C, H, nviews, all_flags, full) -> list:
 
 
 def _max_cells(m, view) -> int:
-    from dlviz_gpu.kernels._common import axis_ranges
+    from dlviz_gpu.kernels import axis_ranges
 
     (x0, x1), (y0, y1), w, h, (orow, ocol) = view
     cs, ce = axis_ranges(m.cols.n, float(x0), float(x1), int(w), int(ocol))
@@ -391,7 +391,7 @@ def _compiled_kernels() -> list:
         for dec in (0, 1, 2):
             for mm in (False, True):
                 for m2 in (False, True):
-                    k = km._cuda_kernel(dec, mm, m2)  # memoised: the dispatcher the runs used
+                    k = km.cuda_kernel(dec, mm, m2)  # memoised: the dispatcher the runs used
                     sigs = [str(s) for s in getattr(k, "overloads", {}).keys()]
                     out.append({"decode": names[dec], "want_minmax": mm, "want_m2": m2,
                                 "specialisations": len(sigs),

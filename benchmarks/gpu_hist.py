@@ -229,10 +229,10 @@ def _compiled() -> list:
         out = []
         for dec, name in ((0, "native"), (1, "bf16"), (2, "f16")):
             for shared in (True, False):
-                k = kh._cuda_hist_kernel(dec, shared)
+                k = kh.cuda_hist_kernel(dec, shared)
                 out.append({"kernel": "histogram", "decode": name, "shared": shared,
                             "specialisations": len(getattr(k, "overloads", {}))})
-            k = kh._cuda_minmax_kernel(dec)
+            k = kh.cuda_minmax_kernel(dec)
             out.append({"kernel": "minmax", "decode": name,
                         "specialisations": len(getattr(k, "overloads", {}))})
         return out
@@ -315,12 +315,12 @@ def run_timing(rows: list, res: dict, quick: bool, size: int) -> None:
                         got["linear"] / got["bf16"] if "linear" in got else None, "x f32 el/s"))
 
     def big_check():
+        from dlviz_gpu.kernels import Axis
         from dlviz_gpu.kernels import histogram as kh
 
         g = dv.histogram(t, bins=BINS, range=RANGE)
         host = t.cpu().numpy()
-        c = kh.histogram_cpu(host, 0, kh._layout.Axis(n=1, t1=0), kh._layout.Axis(n=size, t1=1),
-                             g.edges)
+        c = kh.histogram_cpu(host, 0, Axis(n=1, t1=0), Axis(n=size, t1=1), g.edges)
         bad = int(np.abs(c[0] - g.counts).sum() + np.abs(c[1] - np.array(
             [g.underflow, g.overflow, g.nan, g.posinf, g.neginf])).sum())
         res["big_check"] = {"count_difference": bad}

@@ -434,7 +434,7 @@ def _compiled() -> int:
     """How many CUDA points scatter-kernel variants this process built."""
     from dlviz_gpu.kernels import points as kp
 
-    return kp._cuda_kernel.cache_info().currsize
+    return kp.cuda_kernel.cache_info().currsize
 
 
 def main(argv=None) -> int:

@@ -169,11 +169,11 @@ def measure(sizes=DEFAULT_SIZES, repeats: int = 3, models: bool = True) -> list:
         t = time.perf_counter()
         try:
             from dlviz_gpu.models.graph import ModelGraph
-            from dlviz_gpu.views import _quiet_bokeh
+            from dlviz_gpu.views import quiet_bokeh
             from dlviz_gpu.views.network import graph
             from dlviz_gpu.views.output import save
 
-            _quiet_bokeh()
+            quiet_bokeh()
             g = ModelGraph.from_edges(200, synthetic_edges(200))
             save(graph(g), os.path.join(folder, "warm.html"))
             rows.append({"name": "cold: first 200-node graph (imports, first plot)",

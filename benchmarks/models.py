@@ -260,10 +260,10 @@ def _surface_rows(name, model, sk_est, X, y, cfg, bar) -> list[Row]:
 
 
 def _zoom_rows(net, X, y, cfg, bar) -> list[Row]:
-    from dlviz_gpu.views import _quiet_bokeh
+    from dlviz_gpu.views import quiet_bokeh
     from dlviz_gpu.views.surface import decision_surface
 
-    _quiet_bokeh()
+    quiet_bokeh()
 
     from .views import Served
 
@@ -326,11 +326,11 @@ def _tree_rows(cfg, bar, folder: str) -> list[Row]:
     from bokeh.document import Document
 
     from dlviz_gpu.models.estimators import tree_layout, tree_nodes
-    from dlviz_gpu.views import _quiet_bokeh
+    from dlviz_gpu.views import quiet_bokeh
     from dlviz_gpu.views.output import save
     from dlviz_gpu.views.trees import TreeView, tree
 
-    _quiet_bokeh()
+    quiet_bokeh()
     rows = []
     R = cfg["repeats"]
     # warm-up: imports, HoloViews' first plot

@@ -7,7 +7,7 @@ them against.  Every parallel CPU kernel is called through
 :mod:`._parallel`, so any number of threads may call them at once.
 """
 
-from ._common import DECODE_BF16, DECODE_F16, DECODE_NATIVE, window_problem
+from ._common import DECODE_BF16, DECODE_F16, DECODE_NATIVE, axis_ranges, window_problem
 from ._layout import Axis, axis_from_dims
 from .matrix import matrix_stats_cpu, matrix_stats_cuda
 from .histogram import HISTOGRAM, HISTOGRAM_MANY, MINMAX
@@ -21,6 +21,6 @@ __all__ = [
     "Axis", "axis_from_dims", "DECODE_NATIVE", "DECODE_BF16", "DECODE_F16",
     "matrix_stats_cpu", "matrix_stats_cuda", "MATRIX_STATS",
     "m4_cpu", "m4_cuda", "M4", "POINTS_STATS", "POINTS_BOUNDS",
-    "HISTOGRAM", "HISTOGRAM_MANY", "MINMAX", "window_problem",
+    "HISTOGRAM", "HISTOGRAM_MANY", "MINMAX", "window_problem", "axis_ranges",
     "LINE_SUMSQ", "line_sumsq_cpu", "line_sumsq_cuda",
 ]

@@ -115,7 +115,7 @@ def line_sumsq_cpu(flat: np.ndarray, offset: int, lines: Axis, other: Axis,
 
 
 @functools.lru_cache(maxsize=None)
-def _cuda_kernel(decode: int):
+def cuda_kernel(decode: int):
     """The CUDA kernel for one decoding: thread ``j`` sums the squares of line ``j``."""
     _import_cuda()
     from ._common import cuda_decoder, cuda_device
@@ -157,7 +157,7 @@ def line_sumsq_cuda(flat, offset: int, lines: Axis, other: Axis, decode: int) ->
     out = cuda.device_array(lines.n, np.float64)
     if lines.n:
         blocks = (lines.n + CUDA_BLOCK - 1) // CUDA_BLOCK
-        _cuda_kernel(int(decode))[blocks, CUDA_BLOCK](
+        cuda_kernel(int(decode))[blocks, CUDA_BLOCK](
             flat, np.int64(offset),
             np.int64(lines.t1), np.int64(lines.k2), np.int64(lines.t2),
             np.int64(lines.k3), np.int64(lines.t3), np.int64(lines.n),

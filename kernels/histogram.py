@@ -1126,7 +1126,7 @@ def _cuda_helpers(decode: int):
 
 
 @functools.lru_cache(maxsize=None)
-def _cuda_hist_kernel(decode: int, shared: bool):
+def cuda_hist_kernel(decode: int, shared: bool):
     """Memoised CUDA histogram kernel for one element decoding, shared or global counters."""
     _import_cuda()
     from ._common import cuda_device
@@ -1222,7 +1222,7 @@ def _cuda_hist_kernel(decode: int, shared: bool):
 
 
 @functools.lru_cache(maxsize=None)
-def _cuda_minmax_kernel(decode: int):
+def cuda_minmax_kernel(decode: int):
     """Memoised CUDA min/max kernel for one element decoding."""
     _import_cuda()
     dec, axis_off = _cuda_helpers(decode)
@@ -1370,7 +1370,7 @@ def _cuda_run_into(counts_dev, row, buffer, offset, rows, cols, decode, plan, d_
     nb = plan.nbins
     nslots = nb + SLOTS_EXTRA
     shared = nslots <= CUDA_SHARED_BINS
-    kernel = _cuda_hist_kernel(int(decode), shared)
+    kernel = cuda_hist_kernel(int(decode), shared)
     off, outer, inner = normalise(offset, rows, cols)
     oax, iax = _axis_tuple(outer), _axis_tuple(inner)
     gmode, t0, s, c, lnc = _gpu_guess(plan)
@@ -1440,7 +1440,7 @@ def minmax_cuda(buffer, offset, rows, cols, decode=DECODE_NATIVE):
         return math.inf, -math.inf, math.inf
     off, outer, inner = normalise(offset, rows, cols)
     oax, iax = _axis_tuple(outer), _axis_tuple(inner)
-    kernel = _cuda_minmax_kernel(int(decode))
+    kernel = cuda_minmax_kernel(int(decode))
     res = cuda.to_device(np.array([math.inf, -math.inf, math.inf]))
     block = _cuda_block()
     for start, stop, buf, boff in _slabs(buffer, off, outer, inner, total):

@@ -532,7 +532,7 @@ def matrix_stats_cpu(buffer, offset, rows, cols, x_range, y_range, width, height
 # --------------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=None)
-def _cuda_kernel(decode: int, want_minmax: bool, want_m2: bool):
+def cuda_kernel(decode: int, want_minmax: bool, want_m2: bool):
     """Memoised CUDA kernel for one (element decoding, stats) combination."""
     _import_cuda()
 
@@ -679,7 +679,7 @@ def matrix_stats_cuda(buffer, offset, rows, cols, x_range, y_range, width, heigh
     hphys = pl.rstart.size
     if bp0.size == 0 or hphys == 0:
         return _result(planes, want_minmax, want_m2)
-    kernel = _cuda_kernel(int(decode), bool(want_minmax), bool(want_m2))
+    kernel = cuda_kernel(int(decode), bool(want_minmax), bool(want_m2))
     rax, cax = _axis_tuple(pl.rows), _axis_tuple(pl.cols)
     # All index tables travel in one host-to-device copy.
     tables = (pl.cstart, pl.cend, bp0, bp1, pl.rstart, pl.rend)

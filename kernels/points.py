@@ -905,7 +905,7 @@ def _cuda_decoders():
 
 
 @functools.lru_cache(maxsize=None)
-def _cuda_kernel(xdec: int, ydec: int, vdec: int, has_value: bool, has_cat: bool,
+def cuda_kernel(xdec: int, ydec: int, vdec: int, has_value: bool, has_cat: bool,
                  minmax: bool, shared: bool):
     """Memoised CUDA scatter kernel for one (decodings, columns, privatisation) combination."""
     _import_cuda()
@@ -1171,7 +1171,7 @@ def points_stats_cuda(x: Column, y: Column, value: Column | None, category: Colu
     if n > 0:
         cells = npix * k if has_cat else npix
         shared = (not has_value) and cells <= CUDA_SHARED_CELLS
-        kern = _cuda_kernel(x.decode, y.decode, value.decode if has_value else 0,
+        kern = cuda_kernel(x.decode, y.decode, value.decode if has_value else 0,
                             has_value, has_cat, minmax, shared)
         cap = 8 * _sm_count() if shared else CUDA_MAX_BLOCKS
         cols = [x, y, value if has_value else None, category if has_cat else None]

@@ -179,6 +179,41 @@ def test_no_private_name_crosses_a_module_boundary():
     assert crossings == [], "\n".join(crossings)
 
 
+def _outside_crossings(path: Path) -> list:
+    """Private names of the package that a script, benchmark or example reaches for."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    aliases, found = {}, []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and not node.level and \
+                (node.module or "").split(".")[0] == "dlviz_gpu":
+            if any(_private(part) for part in node.module.split(".")):
+                found.append(f"{node.lineno}: from {node.module} import ...")
+            for alias in node.names:
+                if _private(alias.name):
+                    found.append(f"{node.lineno}: {node.module}.{alias.name}")
+                aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "dlviz_gpu":
+                    if any(_private(part) for part in alias.name.split(".")):
+                        found.append(f"{node.lineno}: import {alias.name}")
+                    aliases[alias.asname or alias.name.split(".")[0]] = alias.name
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id in aliases and _private(node.attr)):
+            found.append(f"{node.lineno}: {aliases[node.value.id]}.{node.attr}")
+    return [f"{path.relative_to(ROOT)}:{line}" for line in found]
+
+
+def test_benchmarks_scripts_and_examples_use_public_names_only():
+    """They are users of the package: what they need is public."""
+    found = []
+    for folder in ("benchmarks", "scripts", "examples"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            found += _outside_crossings(path)
+    assert found == [], "\n".join(found)
+
+
 def test_the_checks_above_find_what_they_look_for():
     """The scanner is not blind: a planted crossing and an upward import are seen."""
     tree = ast.parse("from ..models.catalog import _secret\nfrom ..app import board\n")
@@ -194,6 +229,16 @@ def test_the_checks_above_find_what_they_look_for():
             test_no_import_runs_up_a_floor()
     finally:
         del mods["dlviz_gpu.views.planted"]
+    planted = ROOT / "benchmarks" / "planted_for_the_test.py"
+    try:
+        planted.write_text("from dlviz_gpu.views import _quiet\nimport dlviz_gpu as dv\n"
+                           "dv._LAZY\nfrom dlviz_gpu.kernels._common import x\n")
+        found = _outside_crossings(planted)
+    finally:
+        planted.unlink()
+    assert [f.rsplit(":", 2)[-2:] for f in found] == [
+        ["1", " dlviz_gpu.views._quiet"], ["4", " from dlviz_gpu.kernels._common import ..."],
+        ["3", " dlviz_gpu._LAZY"]]
 
 
 _OUTSIDE = re.compile(r"DESIGN\.md|\.\./shared|shared/seeds")
