@@ -300,6 +300,21 @@ def make_exact_moments(element):
     return exact_moments
 
 
+def import_cuda(namespace: dict):
+    """``numba.cuda``, imported on the first GPU call and kept as ``namespace["cuda"]``.
+
+    A kernel module calls it with its ``globals()``: the name ``cuda`` the
+    CUDA kernels use must be a module global (not a closure variable), which
+    the CUDA simulator swaps for its fake one, and importing ``numba.cuda``
+    only on the first GPU call keeps the CPU path working where CUDA is not.
+    """
+    if namespace.get("cuda") is None:
+        from numba import cuda as module
+
+        namespace["cuda"] = module
+    return namespace["cuda"]
+
+
 def cuda_device(pyfunc):
     """Compile a helper of this module for the CUDA target (inside GPU paths only)."""
     from numba import cuda

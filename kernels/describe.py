@@ -30,23 +30,16 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._common import decode_value
+from ._common import decode_value, import_cuda
 from ._layout import Axis
 from ._parallel import parallel_jit
 
 
-# numba.cuda, imported by _import_cuda() on the first GPU call only.  A module
-# global (not a closure variable): the CUDA simulator swaps it for its fake.
-cuda = None
+cuda = None     # numba.cuda once a GPU path runs (see _common.import_cuda)
 
 
 def _import_cuda():
-    global cuda
-    if cuda is None:
-        from numba import cuda as module
-
-        cuda = module
-    return cuda
+    return import_cuda(globals())
 
 
 @numba.njit(inline="always", cache=True)

@@ -47,23 +47,16 @@ from numba import prange
 
 from . import _layout
 from ._cache import cached_factory_kernel
+from ._common import import_cuda
 from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, decode_bf16,
                       decode_bf16_f32, decode_f16, decode_f16_f32, make_exact_moments)
 from ._parallel import serialised
 
-# numba.cuda, imported by _import_cuda() on the first GPU call only.  It must
-# be a module global (not a closure variable): the CUDA simulator swaps the
-# module-level name `cuda` inside kernels for its fake one.
-cuda = None
+cuda = None     # numba.cuda once a GPU path runs (see _common.import_cuda)
 
 
 def _import_cuda():
-    global cuda
-    if cuda is None:
-        from numba import cuda as module
-
-        cuda = module
-    return cuda
+    return import_cuda(globals())
 
 
 # Columns folded per pass of a CPU task: 5 float64 accumulators of this many

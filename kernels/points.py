@@ -79,23 +79,16 @@ import numpy as np
 from numba import prange
 
 from ._cache import cached_factory_kernel
+from ._common import import_cuda
 from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, decode_bf16,
                       decode_bf16_f32, decode_f16, decode_f16_f32, decode_value, window_problem)
 from ._parallel import parallel_jit, serialised
 
-# numba.cuda, imported by _import_cuda() on the first GPU call only.  It must
-# be a module global (not a closure variable): the CUDA simulator swaps the
-# module-level name `cuda` inside kernels for its fake one.
-cuda = None
+cuda = None     # numba.cuda once a GPU path runs (see _common.import_cuda)
 
 
 def _import_cuda():
-    global cuda
-    if cuda is None:
-        from numba import cuda as module
-
-        cuda = module
-    return cuda
+    return import_cuda(globals())
 
 
 # Points per chunk of a CPU task: the index buffer (and gathered strided

@@ -12,15 +12,9 @@ import math
 import numpy as np
 import pytest
 
-try:
-    from numba import cuda
-    _available = cuda.is_available()
-except Exception:  # numba-cuda missing or broken
-    _available = False
+from tests.cuda import cuda_or_skip
 
-if not _available:
-    pytest.skip("CUDA not available (set NUMBA_ENABLE_CUDASIM=1 for the simulator)",
-                allow_module_level=True)
+cuda = cuda_or_skip()
 
 from dlviz_gpu.kernels import DECODE_NATIVE, Axis, axis_from_dims  # noqa: E402
 from dlviz_gpu.kernels import histogram as kh  # noqa: E402

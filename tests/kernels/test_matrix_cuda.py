@@ -11,15 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-try:
-    from numba import cuda
-    _available = cuda.is_available()
-except Exception:  # numba-cuda missing or broken
-    _available = False
+from tests.cuda import cuda_or_skip
 
-if not _available:
-    pytest.skip("CUDA not available (set NUMBA_ENABLE_CUDASIM=1 for the simulator)",
-                allow_module_level=True)
+cuda = cuda_or_skip()
 
 from dlviz_gpu.kernels import DECODE_NATIVE, axis_from_dims, matrix_stats_cuda  # noqa: E402
 

@@ -10,15 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-try:
-    from numba import cuda
-    _available = cuda.is_available()
-except Exception:  # numba-cuda missing or broken
-    _available = False
+from tests.cuda import cuda_or_skip
 
-if not _available:
-    pytest.skip("CUDA not available (set NUMBA_ENABLE_CUDASIM=1 for the simulator)",
-                allow_module_level=True)
+cuda = cuda_or_skip()
 
 from dlviz_gpu.kernels import DECODE_BF16, DECODE_F16, DECODE_NATIVE  # noqa: E402
 from dlviz_gpu.kernels import series as ks  # noqa: E402

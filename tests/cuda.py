@@ -1,0 +1,23 @@
+"""What the CUDA kernel test modules share: run on a GPU or the simulator, else skip."""
+
+from __future__ import annotations
+
+import pytest
+
+SKIP_REASON = "CUDA not available (set NUMBA_ENABLE_CUDASIM=1 for the simulator)"
+
+
+def cuda_or_skip():
+    """``numba.cuda``, or skip the calling test module where CUDA kernels cannot run.
+
+    They run on a real GPU, or under Numba's simulator when
+    ``NUMBA_ENABLE_CUDASIM=1`` is set before Python starts.
+    """
+    try:
+        from numba import cuda
+        available = cuda.is_available()
+    except Exception:  # numba-cuda missing or broken
+        available = False
+    if not available:
+        pytest.skip(SKIP_REASON, allow_module_level=True)
+    return cuda
