@@ -702,6 +702,7 @@ FAMILY_CHECKS = (
     ("histogram", ".gpu_hist", "check_histogram"),
     ("watch", ".gpu_watch", "check_watch"),
     ("line_sumsq", ".gpu_describe", "check_describe"),
+    ("moments", ".gpu_moments", "check_moments"),
 )
 
 

@@ -126,8 +126,11 @@ def buffer_for(matrix, where: str):
     return matrix.buffer
 
 
-def kernel_for(family: dict, where: str):
-    """The kernel of ``family`` (``{"cpu": f, "cuda": g}``) for backend ``where``."""
+def kernel_for(family, where: str):
+    """The kernel of ``family`` (a :class:`dlviz_gpu.kernels.Family`) for backend ``where``.
+
+    The verbs pick every kernel here, after :func:`resolve` chose ``where``.
+    """
     return family[where]
 
 
@@ -137,13 +140,10 @@ def run_matrix(matrix, canvas, want_minmax: bool, want_m2: bool, backend: str,
 
     Returns the raw planes (host ndarrays for "cpu", device arrays for "cuda").
     """
-    from .kernels import matrix_stats_cpu, matrix_stats_cuda
+    from .kernels import MATRIX_STATS
 
-    kernel = matrix_stats_cuda if backend == "cuda" else matrix_stats_cpu
-    buffer = matrix.buffer
-    if backend == "cpu" and matrix.device == "cuda":
-        buffer = host_buffer(buffer)
-    return kernel(buffer, matrix.offset, matrix.rows, matrix.cols,
+    kernel = kernel_for(MATRIX_STATS, backend)
+    return kernel(buffer_for(matrix, backend), matrix.offset, matrix.rows, matrix.cols,
                   canvas.x_range, canvas.y_range, canvas.width, canvas.height,
                   decode=matrix.decode, want_minmax=want_minmax, want_m2=want_m2,
                   origin=origin)

@@ -33,6 +33,8 @@ from numba import prange
 from ._common import decode_value, import_cuda
 from ._layout import Axis
 from ._parallel import parallel_jit
+from ._family import Family
+from .reference import describe as _reference
 
 
 cuda = None     # numba.cuda once a GPU path runs (see _common.import_cuda)
@@ -159,5 +161,6 @@ def line_sumsq_cuda(flat, offset: int, lines: Axis, other: Axis, decode: int) ->
     return out.copy_to_host()
 
 
-#: the family: backend name -> kernel (see :func:`dlviz_gpu.backend.kernel_for`)
-LINE_SUMSQ = {"cpu": line_sumsq_cpu, "cuda": line_sumsq_cuda}
+#: the family (docs/architecture.md, "The kernel contract")
+LINE_SUMSQ = Family("line_sumsq", line_sumsq_cpu, line_sumsq_cuda, _reference.line_sumsq,
+                    "sum of squares of the finite elements of each row or column")

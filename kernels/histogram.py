@@ -98,6 +98,8 @@ from ._common import import_cuda
 from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, decode_bf16,
                       decode_bf16_f32, decode_f16, decode_f16_f32)
 from ._parallel import serialised
+from ._family import Family
+from .reference import histogram as _reference
 
 cuda = None     # numba.cuda once a GPU path runs (see _common.import_cuda)
 
@@ -1388,19 +1390,23 @@ def histogram_cuda(buffer, offset, rows, cols, edges, scale="linear", linthresh=
     ``__cuda_array_interface__``) or a host ndarray, which is then streamed
     to the device in slabs of at most :data:`CUDA_STREAM_BYTES`.
     """
-    counts, specials = histogram_many_cuda([(buffer, offset, rows, cols, decode)], edges,
-                                           scale, linthresh, plans=None if plan is None
-                                           else [plan])
+    counts, specials = _histogram_many_cuda([(buffer, offset, rows, cols, decode)], edges,
+                                            scale, linthresh, None if plan is None else [plan])
     return counts[0], specials[0]
 
 
-def histogram_many_cuda(items, edges, scale="linear", linthresh=None, plans=None):
+def histogram_many_cuda(items, edges, scale="linear", linthresh=None):
     """Histograms of many tensors in one call, on the GPU.
 
     One kernel launch per tensor (per slab of a streamed host tensor) into
     one (T, B + 5) int64 device array, copied back once.  Same parameters and
     results as :func:`histogram_many_cpu`.
     """
+    return _histogram_many_cuda(items, edges, scale, linthresh, None)
+
+
+def _histogram_many_cuda(items, edges, scale, linthresh, plans):
+    # plans: one precomputed bin plan per tensor (histogram_cuda passes its own)
     _import_cuda()
     items = list(items)
     edges = np.asarray(edges, np.float64)
@@ -1445,6 +1451,11 @@ def minmax_cuda(buffer, offset, rows, cols, decode=DECODE_NATIVE):
     return float(lo), float(hi), float(lp)
 
 
-HISTOGRAM = {"cpu": histogram_cpu, "cuda": histogram_cuda}
-HISTOGRAM_MANY = {"cpu": histogram_many_cpu, "cuda": histogram_many_cuda}
-MINMAX = {"cpu": minmax_cpu, "cuda": minmax_cuda}
+#: the families (docs/architecture.md, "The kernel contract")
+HISTOGRAM = Family("histogram", histogram_cpu, histogram_cuda, _reference.histogram,
+                   "exact counts of a strided tensor's values in given bins")
+HISTOGRAM_MANY = Family("histogram_many", histogram_many_cpu, histogram_many_cuda,
+                        _reference.histogram_many,
+                        "exact histograms of many tensors in one call")
+MINMAX = Family("minmax", minmax_cpu, minmax_cuda, _reference.minmax,
+                "exact finite min, max and smallest positive value of a tensor")

@@ -50,7 +50,9 @@ from ._cache import cached_factory_kernel
 from ._common import import_cuda
 from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, decode_bf16,
                       decode_bf16_f32, decode_f16, decode_f16_f32, make_exact_moments)
+from ._family import Family
 from ._parallel import serialised
+from .reference import matrix as _reference
 
 cuda = None     # numba.cuda once a GPU path runs (see _common.import_cuda)
 
@@ -731,3 +733,9 @@ def _host_slabs(buffer, pl, hphys):
         hi = min(hi, buffer.shape[0])
         yield y0, y1, buffer[lo:hi], pl.offset - lo
         y0 = y1
+
+
+#: the family (docs/architecture.md, "The kernel contract")
+MATRIX_STATS = Family("matrix_stats", matrix_stats_cpu, matrix_stats_cuda,
+                      _reference.matrix_stats,
+                      "per-pixel count, sum, m2, min, max and NaN count of a strided matrix")

@@ -47,24 +47,35 @@ Strategy
     bfloat16 and float16 arrive as their raw ``uint16`` bits with a
     ``decode`` code (:mod:`._common`), exactly as in the other kernels.
 
-CPU only: on a GPU the watch computes the same numbers with torch reductions
-on the device (:mod:`dlviz_gpu.watch.probes`), so that nothing synchronises
-with the host inside a training step.  Compiled once per dtype and cached on
-disk (``cache=True``).
+The family :data:`MOMENTS` follows the kernel contract
+(docs/architecture.md, "The kernel contract"): :func:`moments_cpu`,
+:func:`moments_cuda` (one block per row, its threads across the columns,
+Chan's update in shared memory; per-row partials merged on the host) and
+the float64 reference :func:`dlviz_gpu.kernels.reference.moments.moments`.
+Partials of disjoint pieces -- the CPU's tasks, the GPU's rows, a Dask
+block, a rank -- are (K, 10) arrays that :func:`merge` folds and
+:func:`finalize` turns into :data:`FIELDS`.  The watch keeps torch
+reductions for tensors on a GPU (:mod:`dlviz_gpu.watch.probes`: nothing
+synchronises inside a training step).  The CPU kernel is compiled once per
+dtype and cached on disk (``cache=True``).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numba
 import numpy as np
 from numba import prange
 
-from ._common import DECODE_BF16, DECODE_F16, DECODE_NATIVE, decode_value, make_exact_moments
+from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, decode_value, import_cuda,
+                      make_exact_moments)
+from ._family import Family
 from ._parallel import parallel_jit
+from .reference import moments as _reference
 
-__all__ = ["moments_cpu", "FIELDS", "DECODE_NATIVE", "DECODE_BF16", "DECODE_F16"]
+__all__ = ["moments_cpu", "moments_cuda", "merge", "finalize", "MOMENTS", "FIELDS", "DECODE_NATIVE", "DECODE_BF16", "DECODE_F16"]
 
 #: Names of the entries of the array :func:`moments_cpu` returns, in order.
 FIELDS = ("numel", "count", "mean", "m2", "sumsq", "min", "max", "zeros", "nan", "posinf",
@@ -262,7 +273,18 @@ def _moments(x, p, decode, has_prev, want_rows, ntasks, parts, rowmax):
         parts[t, _DIFF] = dd
 
 
-def _merge(parts: np.ndarray, numel: int) -> np.ndarray:
+def finalize(parts: np.ndarray, numel: int) -> np.ndarray:
+    """The :data:`FIELDS` array from partial results (the contract's *finalize*).
+
+    Parameters
+    ----------
+    parts : (K, 10) float64 ndarray
+        Partials of disjoint pieces of one tensor: count, mean, m2, min, max,
+        zeros, nan, +inf, -inf, diffsq (what the CPU kernel's tasks and the
+        CUDA kernel's rows write; :func:`merge` folds any number into one).  Merged in order with Chan's update.
+    numel : int
+        Elements of the whole tensor.
+    """
     n = mean = m2 = 0.0
     for row in parts:
         rn = row[_N]
@@ -332,16 +354,14 @@ def moments_cpu(x: np.ndarray, prev: np.ndarray | None = None, decode: int = DEC
     if x.ndim != 2 or not x.flags.c_contiguous:
         raise ValueError(f"x: expected a C-contiguous 2-D array; got ndim={x.ndim}, "
                          f"c_contiguous={x.flags.c_contiguous}")
-    if x.dtype == np.bool_:
-        x = x.view(np.uint8)
     has_prev = prev is not None
     if has_prev:
         if prev.shape != x.shape or prev.dtype != x.dtype or not prev.flags.c_contiguous:
             raise ValueError(f"prev: expected a C-contiguous array of shape {x.shape} and dtype "
                              f"{x.dtype}; got {prev.shape} {prev.dtype}")
-        p = prev
-    else:
-        p = np.empty((0, 0), x.dtype)
+    if x.dtype == np.bool_:
+        x = x.view(np.uint8)
+    p = prev.view(x.dtype) if has_prev else np.empty((0, 0), x.dtype)
     nrows, ncols = x.shape
     ntasks = _ntasks(nrows, ncols)
     parts = np.zeros((ntasks, _SLOTS))
@@ -350,7 +370,7 @@ def moments_cpu(x: np.ndarray, prev: np.ndarray | None = None, decode: int = DEC
     rowmax = np.empty(nrows if rows else 0)
     if nrows and ncols:
         _moments(x, p, decode, has_prev, rows, ntasks, parts, rowmax)
-    out = _merge(parts, nrows * ncols)
+    out = finalize(parts, nrows * ncols)
     if out[1] and not math.isfinite(out[2]):
         # Some row's sum overflowed float64 (values near its limits).  The
         # rows' means cannot be merged then; one more pass over the whole
@@ -362,3 +382,266 @@ def moments_cpu(x: np.ndarray, prev: np.ndarray | None = None, decode: int = DEC
             out[3] = m2
             out[4] = m2 + out[1] * out[2] * out[2]
     return (out, rowmax) if rows else out
+
+
+# ---------------------------------------------------------------------------
+# merge: partials of disjoint pieces -> one partial (vectorised Chan update)
+# ---------------------------------------------------------------------------
+
+def _identity(k: int) -> np.ndarray:
+    parts = np.zeros((k, _SLOTS))
+    parts[:, _MIN] = np.inf
+    parts[:, _MAX] = -np.inf
+    return parts
+
+
+def _merge_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    na, nb = a[:, _N], b[:, _N]
+    tot = na + nb
+    with np.errstate(all="ignore"):
+        delta = b[:, _MEAN] - a[:, _MEAN]
+        mean = np.where(np.isfinite(delta), a[:, _MEAN] + delta * nb / tot,
+                        a[:, _MEAN] * (na / tot) + b[:, _MEAN] * (nb / tot))
+        m2 = a[:, _M2] + b[:, _M2] + delta * delta * na * nb / tot
+    out = a + b                          # the counts and diffsq add
+    out[:, _N] = tot
+    out[:, _MEAN] = np.where(na == 0, b[:, _MEAN], np.where(nb == 0, a[:, _MEAN], mean))
+    out[:, _M2] = np.where(na == 0, b[:, _M2], np.where(nb == 0, a[:, _M2], m2))
+    out[:, _MIN] = np.minimum(a[:, _MIN], b[:, _MIN])
+    out[:, _MAX] = np.maximum(a[:, _MAX], b[:, _MAX])
+    return out
+
+
+def merge(parts: np.ndarray) -> np.ndarray:
+    """Fold partials of disjoint pieces of a tensor into one (the contract's *merge*).
+
+    Exact for the counts, min and max; Chan's pairwise update for the mean
+    and m2, done as a balanced tree (log2(K) vectorised steps), so chunks
+    computed apart -- CUDA rows, Dask blocks, ranks -- merge as stably as
+    the kernel's own tasks.
+
+    Parameters
+    ----------
+    parts : (K, 10) float64 ndarray
+
+    Returns
+    -------
+    (1, 10) float64 ndarray
+        :func:`finalize` turns it into the :data:`FIELDS` array.
+    """
+    parts = np.asarray(parts, np.float64).reshape(-1, _SLOTS)
+    if len(parts) == 0:
+        return _identity(1)
+    while len(parts) > 1:
+        if len(parts) % 2:
+            parts = np.concatenate([parts, _identity(1)])
+        parts = _merge_pairs(parts[0::2], parts[1::2])
+    return parts
+
+
+# ---------------------------------------------------------------------------
+# CUDA: one block per row, its threads across the columns
+# ---------------------------------------------------------------------------
+
+cuda = None     # numba.cuda once a GPU path runs (see _common.import_cuda)
+
+#: threads per block of :func:`moments_cuda` (a power of two: tree reduction)
+CUDA_BLOCK = 128
+#: ... under the simulator, which runs each thread as a Python thread
+CUDA_SIM_BLOCK = 32
+#: most blocks launched; each walks rows ``b, b + grid, ...``
+CUDA_MAX_BLOCKS = 8192
+
+
+def _import_cuda():
+    return import_cuda(globals())
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_moments_kernel(decode: int, has_prev: bool, want_rows: bool, tpb: int = CUDA_BLOCK):
+    """The CUDA kernel for one decoding, ``tpb`` threads per block (memoised).
+
+    Block ``b`` takes rows ``b, b + gridDim, ...``.  For each, thread ``t``
+    walks columns ``t, t + tpb, ...`` (coalesced reads), summing its
+    finite elements shifted by the first one it meets; the block then merges
+    its threads' (count, mean, m2) with Chan's update in a shared-memory
+    tree, and thread 0 writes the row's partial (the slots of
+    :func:`finalize`) and, with ``want_rows``, the row's largest ``|x|``.
+    """
+    _import_cuda()
+    from ._common import cuda_decoder
+
+    dec = cuda_decoder(decode)
+    f64 = numba.float64
+
+    def kernel(x, p, parts, rowmax):
+        sh = cuda.shared.array((_SLOTS, tpb), f64)
+        tid = cuda.threadIdx.x
+        nrows = x.shape[0]
+        ncols = x.shape[1]
+        row = cuda.blockIdx.x
+        while row < nrows:
+            n = 0.0
+            shift = 0.0
+            s = 0.0
+            ss = 0.0
+            mn = math.inf
+            mx = -math.inf
+            z = 0.0
+            nn = 0.0
+            pi = 0.0
+            ni = 0.0
+            dd = 0.0
+            j = tid
+            while j < ncols:
+                v = dec(x[row, j])
+                if math.isfinite(v):
+                    if n == 0.0:
+                        shift = v
+                    d = v - shift
+                    s += d
+                    ss += d * d
+                    n += 1.0
+                    if v < mn:
+                        mn = v
+                    if v > mx:
+                        mx = v
+                    if v == 0.0:
+                        z += 1.0
+                    if has_prev:
+                        q = dec(p[row, j])
+                        if math.isfinite(q):
+                            dd += (v - q) * (v - q)
+                elif v != v:
+                    nn += 1.0
+                elif v > 0:
+                    pi += 1.0
+                else:
+                    ni += 1.0
+                j += tpb
+            mean = 0.0
+            m2 = 0.0
+            if n > 0.0:
+                mean = s / n
+                m2 = ss - s * mean
+                mean += shift
+                if m2 < 0.0:
+                    m2 = 0.0
+            sh[_N, tid] = n
+            sh[_MEAN, tid] = mean
+            sh[_M2, tid] = m2
+            sh[_MIN, tid] = mn
+            sh[_MAX, tid] = mx
+            sh[_ZEROS, tid] = z
+            sh[_NAN, tid] = nn
+            sh[_PINF, tid] = pi
+            sh[_NINF, tid] = ni
+            sh[_DIFF, tid] = dd
+            cuda.syncthreads()
+            step = tpb // 2
+            while step > 0:
+                if tid < step:
+                    o = tid + step
+                    na = sh[_N, tid]
+                    nb = sh[_N, o]
+                    if nb > 0.0:
+                        if na == 0.0:
+                            sh[_MEAN, tid] = sh[_MEAN, o]
+                            sh[_M2, tid] = sh[_M2, o]
+                        else:
+                            tot = na + nb
+                            delta = sh[_MEAN, o] - sh[_MEAN, tid]
+                            sh[_MEAN, tid] += delta * nb / tot
+                            sh[_M2, tid] += sh[_M2, o] + delta * delta * na * nb / tot
+                        sh[_N, tid] = na + nb
+                    sh[_MIN, tid] = min(sh[_MIN, tid], sh[_MIN, o])
+                    sh[_MAX, tid] = max(sh[_MAX, tid], sh[_MAX, o])
+                    for k in range(_ZEROS, _SLOTS):
+                        sh[k, tid] += sh[k, o]
+                cuda.syncthreads()
+                step //= 2
+            if tid == 0:
+                for k in range(_SLOTS):
+                    parts[row, k] = sh[k, 0]
+                if want_rows:
+                    if sh[_NAN, 0] > 0.0:
+                        rowmax[row] = math.nan
+                    elif sh[_PINF, 0] + sh[_NINF, 0] > 0.0:
+                        rowmax[row] = math.inf
+                    elif sh[_N, 0] > 0.0:
+                        rowmax[row] = max(abs(sh[_MIN, 0]), abs(sh[_MAX, 0]))
+                    else:
+                        rowmax[row] = 0.0
+            cuda.syncthreads()          # the next row reuses the shared slots
+            row += cuda.gridDim.x
+
+    return cuda.jit(kernel)
+
+
+def _device_matrix(arr, name: str, like=None):
+    """``arr`` as a 2-D C-contiguous device array (host arrays are copied over).
+
+    With ``like`` (a device array), ``arr`` must have its shape and dtype.
+    """
+    if isinstance(arr, np.ndarray):
+        ok = arr.ndim == 2 and arr.flags.c_contiguous
+        dev = arr
+    else:
+        # numba device arrays (real or simulated) as they are; CuPy, torch, ...
+        # through __cuda_array_interface__
+        dev = arr if hasattr(arr, "copy_to_host") else cuda.as_cuda_array(arr)
+        ok = dev.ndim == 2 and (dev.is_c_contiguous() if hasattr(dev, "is_c_contiguous")
+                                else bool(dev.flags["C_CONTIGUOUS"]))
+    stored = np.dtype(np.uint8) if dev.dtype == np.bool_ else dev.dtype    # as the kernel reads
+    if not ok or (like is not None and (dev.shape != like.shape or stored != like.dtype)):
+        want = ("a C-contiguous 2-D array" if like is None else
+                f"a C-contiguous array of shape {tuple(like.shape)} and dtype {like.dtype}")
+        raise ValueError(f"{name}: expected {want}; got shape {tuple(dev.shape)}, "
+                         f"dtype {dev.dtype}")
+    if isinstance(dev, np.ndarray):
+        dev = cuda.to_device(dev.view(np.uint8) if dev.dtype == np.bool_ else dev)
+    elif dev.dtype == np.bool_:
+        dev = dev.view(np.uint8)
+    return dev
+
+
+def moments_cuda(x, prev=None, decode: int = DECODE_NATIVE, rows: bool = False):
+    """:func:`moments_cpu` on the GPU: same parameters, same result (host arrays).
+
+    ``x`` and ``prev`` are device arrays (numba, CuPy, torch CUDA tensors:
+    anything with ``__cuda_array_interface__``, read in place) or host
+    ndarrays (copied to the device).  The per-row partials come back to the
+    host (80 bytes a row) and are merged there (:func:`merge`,
+    :func:`finalize`).  A row whose shifted sums overflow (values beyond
+    about 1e154) is rare enough that the whole tensor is then read once more
+    by :func:`moments_cpu` on a host copy, which handles it exactly.
+    """
+    _import_cuda()
+    xd = _device_matrix(x, "x")
+    has_prev = prev is not None
+    pd = _device_matrix(prev, "prev", like=xd) if has_prev else xd
+    nrows, ncols = xd.shape
+    parts = _identity(nrows)
+    rowmax = np.zeros(nrows if rows else 0)
+    if nrows and ncols:
+        dparts = cuda.to_device(parts)
+        drowmax = cuda.device_array(max(nrows, 1) if rows else 1, np.float64)
+        blocks = min(nrows, CUDA_MAX_BLOCKS)
+        tpb = CUDA_SIM_BLOCK if numba.config.ENABLE_CUDASIM else CUDA_BLOCK
+        cuda_moments_kernel(int(decode), has_prev, bool(rows), tpb)[blocks, tpb](
+            xd, pd, dparts, drowmax)
+        parts = dparts.copy_to_host()
+        if rows:
+            rowmax = drowmax.copy_to_host()[:nrows]
+    live = parts[:, _N] > 0
+    if not (np.isfinite(parts[live, _MEAN]).all() and np.isfinite(parts[live, _M2]).all()):
+        return moments_cpu(xd.copy_to_host(), pd.copy_to_host() if has_prev else None, decode,
+                           rows)
+    out = finalize(merge(parts), nrows * ncols)
+    return (out, rowmax) if rows else out
+
+
+#: the family (docs/architecture.md, "The kernel contract")
+MOMENTS = Family("moments", moments_cpu, moments_cuda, _reference.moments,
+                 "count, mean, m2, min, max, zeros, NaN/inf counts and the update "
+                 "norm of a whole tensor")

@@ -83,6 +83,8 @@ from ._common import import_cuda
 from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, decode_bf16,
                       decode_bf16_f32, decode_f16, decode_f16_f32, decode_value, window_problem)
 from ._parallel import parallel_jit, serialised
+from ._family import Family
+from .reference import points as _reference
 
 cuda = None     # numba.cuda once a GPU path runs (see _common.import_cuda)
 
@@ -1299,5 +1301,10 @@ def points_bounds_cuda(x: Column | None, y: Column | None, category: Column | No
     return _bounds_result(out[:4], np.array([out[4], out[5], bad[0]]), want_xy, has_cat)
 
 
-POINTS_STATS = {"cpu": points_stats_cpu, "cuda": points_stats_cuda}
-POINTS_BOUNDS = {"cpu": points_bounds_cpu, "cuda": points_bounds_cuda}
+#: the families (docs/architecture.md, "The kernel contract")
+POINTS_STATS = Family("points_stats", points_stats_cpu, points_stats_cuda,
+                      _reference.points_stats,
+                      "per-pixel counts, value statistics and categories of a point cloud")
+POINTS_BOUNDS = Family("points_bounds", points_bounds_cpu, points_bounds_cuda,
+                       _reference.bounds,
+                       "exact data bounds of a point cloud's coordinates and codes")

@@ -80,6 +80,8 @@ from ._common import import_cuda
 from ._common import (DECODE_BF16, DECODE_F16, DECODE_NATIVE, decode_bf16, decode_f16,
                       window_problem)
 from ._parallel import parallel_jit
+from ._family import Family
+from .reference import series as _reference
 
 cuda = None     # numba.cuda once a GPU path runs (see _common.import_cuda)
 
@@ -1231,6 +1233,11 @@ def ema_checkpoints_cuda(buffer, offset, stride, decode, n, smoothing, every=1 <
     return seg_lo, k, last
 
 
-M4 = {"cpu": m4_cpu, "cuda": m4_cuda}
-EMA_CHECKPOINTS = {"cpu": ema_checkpoints_cpu, "cuda": ema_checkpoints_cuda}
-EMA = {"cpu": ema_cpu, "cuda": ema_cuda}
+#: the families (docs/architecture.md, "The kernel contract")
+M4 = Family("m4", m4_cpu, m4_cuda, _reference.m4,
+            "first, min, max and last sample of each pixel column of a series")
+EMA_CHECKPOINTS = Family("ema_checkpoints", ema_checkpoints_cpu, ema_checkpoints_cuda,
+                         _reference.ema_states,
+                         "the smoothing EMA's state every so many samples")
+EMA = Family("ema", ema_cpu, ema_cuda, _reference.ema,
+             "TensorBoard's debiased EMA of a run of samples")

@@ -230,6 +230,18 @@ def test_gpu_line_sumsq_section_under_the_simulator():
     assert [r.passed for r in rows] == [True] and rows[0].metric == "mismatches"
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not cuda_usable(), reason="needs a GPU or NUMBA_ENABLE_CUDASIM=1")
+def test_gpu_moments_section_under_the_simulator():
+    """The GPU check's MOMENTS section compares every case and passes."""
+    from benchmarks import gpu_moments
+
+    res = {}
+    rows = gpu_moments.check_moments(res, sim_smoke=True)
+    assert res["moments"]["problems"] == []
+    assert [r.passed for r in rows] == [True] and rows[0].metric == "mismatches"
+
+
 @pytest.mark.slow
 def test_models_benchmark_compares_with_decision_boundary_display(tmp_path):
     pytest.importorskip("sklearn")

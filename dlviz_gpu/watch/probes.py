@@ -2,15 +2,20 @@
 
 Two implementations with one result, chosen in one place (:func:`probe_for`):
 
-- :class:`CpuProbe`, for parameters in host memory: the one-pass moments
-  kernel (:mod:`dlviz_gpu.kernels.moments`) and the exact histogram kernel
-  (:mod:`dlviz_gpu.kernels.histogram`), read in place through NumPy views of
+- :class:`CpuProbe`, for parameters in host memory: the kernel families
+  ``MOMENTS`` and ``HISTOGRAM_MANY`` picked through the one dispatch point,
+  :func:`dlviz_gpu.backend.kernel_for`, read in place through NumPy views of
   the tensors.  Returns NumPy arrays.
 - :class:`TorchProbe`, for parameters on a GPU (and anything the CPU probe
   cannot view): torch reductions and a bucketize/index_add histogram, all
   queued on the device, whole rows at a time in float64 chunks of at most
   :data:`CHUNK` elements.  Nothing here synchronises with the host: the
   results stay device tensors until the watch's writer thread copies them.
+  The ``MOMENTS`` family has a CUDA kernel too (``moments_cuda``), but it
+  copies each tensor's partials back, which waits for the training step; the
+  torch path stays the GPU's until the GPU check's moments section
+  (``benchmarks/gpu_moments.py``) shows the family's kernel faster inside a
+  training step.
 
 Both give, per parameter, the rows of :data:`STAT_NAMES` for the weight and
 its gradient, the squared update norm ``||w - w_prev||^2`` when a copy of the
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import kernel_for
 from ..kernels import moments as km
 from .store import STAT_NAMES
 
@@ -112,6 +118,7 @@ class CpuProbe:
         and with histograms ``hist_counts`` (P, 2, B) int64 and ``hist_range``
         (P, 2, 2) float64.
         """
+        moments = kernel_for(km.MOMENTS, self.device)
         P = len(weights)
         stats = np.full((P, 2, _NSTATS), np.nan)
         diffsq = np.full(P, np.nan)
@@ -121,7 +128,7 @@ class CpuProbe:
             w = _numpy_view(weights[i])
             views[i][0] = w
             pv = _numpy_view(prevs[i]) if prevs[i] is not None else None
-            m = km.moments_cpu(w[0], pv[0] if pv is not None else None, decode=w[1])
+            m = moments(w[0], pv[0] if pv is not None else None, decode=w[1])
             stats[i, 0] = stats_row(m)
             if pv is not None:
                 diffsq[i] = m[km.FIELDS.index("diffsq")]
@@ -129,9 +136,9 @@ class CpuProbe:
                 g = _numpy_view(grads[i])
                 views[i][1] = g
                 if want_rows[i]:
-                    m, rowmax[i] = km.moments_cpu(g[0], decode=g[1], rows=True)
+                    m, rowmax[i] = moments(g[0], decode=g[1], rows=True)
                 else:
-                    m = km.moments_cpu(g[0], decode=g[1])
+                    m = moments(g[0], decode=g[1])
                 stats[i, 1] = stats_row(m)
         out = {"stats": stats, "diffsq": diffsq, "rowmax": rowmax}
         if histograms:
@@ -163,7 +170,7 @@ class CpuProbe:
                 edges.append(make_edges(B, lo, hi))
                 where.append((i, k))
         if items:
-            c, _ = kh.histogram_many_cpu(items, np.stack(edges))
+            c, _ = kernel_for(kh.HISTOGRAM_MANY, self.device)(items, np.stack(edges))
             for (i, k), row in zip(where, c):
                 counts[i, k] = row
         return counts, ranges

@@ -3,7 +3,7 @@
 One module per kernel family; nothing here shares code with the kernels.
 """
 
-from . import describe, histogram, points, series
+from . import describe, histogram, moments, points, series
 from .matrix import STATS, matrix_stats
 
-__all__ = ["STATS", "matrix_stats", "describe", "histogram", "points", "series"]
+__all__ = ["STATS", "matrix_stats", "describe", "histogram", "moments", "points", "series"]

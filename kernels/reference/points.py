@@ -135,3 +135,30 @@ def auto_range(values, other):
     if lo == hi:
         return (lo - 0.5, hi + 0.5)
     return (lo, hi)
+
+
+def bounds(x=None, y=None, category=None) -> dict:
+    """Data bounds of a point cloud (the points-bounds kernel's result).
+
+    With ``x`` and ``y``: ``x_min``, ``x_max``, ``y_min``, ``y_max`` over the
+    points whose x and y are both finite (+inf / -inf when none is).  With
+    ``category``: ``c_min``, ``c_max`` over the finite integral codes
+    (+inf / -inf when none is) and ``c_bad``, how many are NaN, infinite or
+    fractional.
+    """
+    out = {}
+    if x is not None:
+        a = np.asarray(x, np.float64)
+        b = np.asarray(y, np.float64)
+        ok = np.isfinite(a) & np.isfinite(b)
+        for name, v in (("x", a[ok]), ("y", b[ok])):
+            out[name + "_min"] = float(v.min()) if v.size else np.inf
+            out[name + "_max"] = float(v.max()) if v.size else -np.inf
+    if category is not None:
+        c = np.asarray(category, np.float64)
+        good = np.isfinite(c)
+        good[good] = c[good] == np.floor(c[good])
+        out["c_min"] = float(c[good].min()) if good.any() else np.inf
+        out["c_max"] = float(c[good].max()) if good.any() else -np.inf
+        out["c_bad"] = int((~good).sum())
+    return out

@@ -99,3 +99,28 @@ def ema(y, weight):
         k += 1
         out[i] = last / (1.0 - w ** k)
     return out
+
+
+def ema_states(y, weight, every):
+    """The EMA state ``(k, last)`` of :func:`ema` just before every ``every``-th sample.
+
+    Returns
+    -------
+    positions, k, last : (ceil(n / every),) arrays
+        ``positions = 0, every, 2 * every, ...``; ``k`` finite samples seen
+        before ``positions[j]`` and ``last`` the undebiased average then.
+    """
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    w = float(weight)
+    positions = np.arange(0, y.size, int(every), dtype=np.int64)
+    k = np.zeros(positions.size, np.int64)
+    last = np.zeros(positions.size)
+    state_k, state_last, j = 0, 0.0, 0
+    for i, v in enumerate(y.tolist()):
+        if j < positions.size and positions[j] == i:
+            k[j], last[j] = state_k, state_last
+            j += 1
+        if math.isfinite(v):
+            state_last = state_last * w + (1.0 - w) * v
+            state_k += 1
+    return positions, k, last

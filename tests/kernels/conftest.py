@@ -96,6 +96,18 @@ def half_bits(x, kind):
     return bits, truth
 
 
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+def where(request):
+    """The backend a kernel test body runs on: every family's ``cpu`` member, then
+    its ``cuda`` member (marked ``cuda``; it runs on a GPU or under the simulator,
+    and skips elsewhere)."""
+    if request.param == "cuda":
+        from tests.cuda import cuda_or_skip
+
+        cuda_or_skip()
+    return request.param
+
+
 @pytest.fixture(scope="session", name="strided_flat")
 def strided_flat_fixture():
     return strided_flat

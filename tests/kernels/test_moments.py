@@ -1,25 +1,12 @@
-"""The one-pass moments kernel against float64 NumPy."""
+"""The one-pass moments kernels (CPU and CUDA) against float64 NumPy."""
 
 import numpy as np
 import pytest
 import torch
 
-from dlviz_gpu.kernels.moments import DECODE_BF16, DECODE_F16, FIELDS, moments_cpu
-
-
-def reference(x: np.ndarray, prev=None) -> dict:
-    v = x.astype(np.float64)
-    f = v[np.isfinite(v)]
-    out = {"numel": v.size, "count": f.size, "mean": f.mean() if f.size else np.nan,
-           "m2": ((f - f.mean()) ** 2).sum() if f.size else 0.0, "sumsq": (f ** 2).sum(),
-           "min": f.min() if f.size else np.inf, "max": f.max() if f.size else -np.inf,
-           "zeros": (v == 0).sum(), "nan": np.isnan(v).sum(), "posinf": np.isposinf(v).sum(),
-           "neginf": np.isneginf(v).sum(), "diffsq": 0.0}
-    if prev is not None:
-        p = prev.astype(np.float64)
-        ok = np.isfinite(v) & np.isfinite(p)
-        out["diffsq"] = ((v[ok] - p[ok]) ** 2).sum()
-    return out
+from dlviz_gpu.kernels.moments import (DECODE_BF16, DECODE_F16, FIELDS, MOMENTS, finalize, merge,
+                                       moments_cpu)
+from dlviz_gpu.kernels.reference.moments import moments as reference, row_max_abs
 
 
 def check(got, want):
@@ -83,3 +70,95 @@ def test_bad_arguments():
         moments_cpu(np.zeros((4, 4), np.float32).T[:, :3])
     with pytest.raises(ValueError, match="prev: expected"):
         moments_cpu(np.zeros((4, 4), np.float32), np.zeros((4, 3), np.float32))
+
+
+# ---------------------------------------------------------------------------
+# One body, both backends (``where``: cpu, then cuda on a GPU or the simulator)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["f64", "f32", "bf16", "f16", "i64", "u8", "bool"])
+def test_each_backend_matches_the_reference(where, kt, kind):
+    rng = np.random.default_rng(len(kind))
+    base = kt.base_values(rng, kind, (5, 37), specials=0.1 if kind[0] in "fb" else 0.0)
+    prev = kt.base_values(rng, kind, (5, 37))
+    if kind in ("bf16", "f16"):
+        (x, truth), (p, ptruth) = kt.half_bits(base, kind), kt.half_bits(prev, kind)
+        decode = DECODE_BF16 if kind == "bf16" else DECODE_F16
+    else:
+        x, truth, p, ptruth, decode = base, base.astype(np.float64), prev, prev.astype(np.float64), 0
+    got, rowmax = MOMENTS[where](x, p, decode=decode, rows=True)
+    check(got, reference(truth, ptruth))
+    np.testing.assert_array_equal(rowmax, row_max_abs(truth))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 300), (40, 2), (0, 3), (3, 0)])
+def test_each_backend_on_thin_and_empty_shapes(where, shape):
+    x = np.arange(np.prod(shape), dtype=np.float32).reshape(shape) - 7
+    check(MOMENTS[where](x), reference(x))
+
+
+def test_each_backend_when_nothing_is_finite(where):
+    x = np.array([[np.nan, np.inf], [-np.inf, np.nan]], np.float32)
+    got = dict(zip(FIELDS, MOMENTS[where](x)))
+    assert got["count"] == 0 and got["nan"] == 2 and got["posinf"] == 1 and got["neginf"] == 1
+    assert np.isnan(got["mean"]) and got["min"] == np.inf and got["max"] == -np.inf
+
+
+def test_each_backend_near_the_float64_limit_gives_the_cpu_kernels_exact_answer(where):
+    x = np.full((3, 4), 1e300)
+    x[1, 1] = -1e300
+    y = np.array([[1e300, 1e300], [-1e300, 3.0]])       # sums overflow both ways
+    for v in (x, y):
+        np.testing.assert_array_equal(MOMENTS[where](v), moments_cpu(v))
+    got = dict(zip(FIELDS, MOMENTS[where](x)))
+    assert got["mean"] == pytest.approx(1e300 * 10 / 12) and got["m2"] == np.inf
+
+
+def test_the_stable_variance_far_from_zero_on_each_backend(where):
+    rng = np.random.default_rng(4)
+    x = 1e8 + rng.standard_normal((6, 50))
+    got = dict(zip(FIELDS, MOMENTS[where](x)))
+    np.testing.assert_allclose(got["m2"], ((x - x.mean()) ** 2).sum(), rtol=1e-9)
+
+
+@pytest.mark.cuda
+def test_the_cuda_kernel_reads_device_arrays_in_place():
+    from tests.cuda import cuda_or_skip
+
+    cuda = cuda_or_skip()
+    x = np.linspace(-3, 5, 6 * 20).reshape(6, 20)
+    p = x[::-1].copy()
+    got, rowmax = MOMENTS["cuda"](cuda.to_device(x), cuda.to_device(p), rows=True)
+    check(got, reference(x, p))
+    np.testing.assert_array_equal(rowmax, row_max_abs(x))
+    with pytest.raises(ValueError, match=r"prev: expected a C-contiguous array of shape \(6, 20\)"):
+        MOMENTS["cuda"](cuda.to_device(x), cuda.to_device(p[:, :3].copy()))
+
+
+# ---------------------------------------------------------------------------
+# partial / merge / finalize
+# ---------------------------------------------------------------------------
+
+def _partial(v, p):
+    r = reference(v, p)
+    return [r["count"], r["mean"] if r["count"] else 0.0, r["m2"], r["min"], r["max"], r["zeros"],
+            r["nan"], r["posinf"], r["neginf"], r["diffsq"]]
+
+
+@pytest.mark.parametrize("pieces", [1, 2, 3, 7, 64])
+def test_partials_of_pieces_merge_to_the_whole(pieces):
+    rng = np.random.default_rng(pieces)
+    x = 1e6 + rng.standard_normal(640)
+    x[rng.integers(0, 640, 20)] = np.nan
+    x[:70] = np.nan                                    # some pieces hold no finite value
+    p = x + rng.standard_normal(640)
+    parts = np.array([_partial(a, b) for a, b in zip(np.array_split(x, pieces),
+                                                     np.array_split(p, pieces))])
+    rng.shuffle(parts)                                 # the order of merging is free
+    check(finalize(merge(parts), x.size), reference(x, p))
+    check(finalize(parts, x.size), reference(x, p))
+
+
+def test_merge_of_nothing_is_the_empty_partial():
+    got = dict(zip(FIELDS, finalize(merge(np.zeros((0, 10))), 0)))
+    assert got["count"] == 0 and np.isnan(got["mean"]) and got["min"] == np.inf

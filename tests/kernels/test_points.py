@@ -274,6 +274,7 @@ def test_bounds(kt, rng):
     assert ref_points.auto_range(x, y) == (x[ok].min(), x[ok].max())
     good = np.delete(c, [4, 8])
     assert (got["c_min"], got["c_max"], got["c_bad"]) == (good.min(), good.max(), 2)
+    assert got == ref_points.bounds(x, y, c)                   # the family's reference
     # strided, x only needs both finite
     xs = x[::-2]
     ys = y[1::2][: xs.size]

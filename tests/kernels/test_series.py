@@ -318,6 +318,10 @@ def test_smoothing_strided_and_ema_state(kt):
     pos, k, last = ks.ema_checkpoints_cpu(flat, offset, stride, DECODE_NATIVE, v.size, 0.95,
                                           every=700)
     assert pos.tolist() == list(range(0, 5000, 700))
+    want = ref_series.ema_states(v, 0.95, 700)                 # the family's reference
+    np.testing.assert_array_equal(pos, want[0])
+    np.testing.assert_array_equal(k, want[1])
+    np.testing.assert_allclose(last, want[2], rtol=1e-12)
     s, e, _ = runs(v.size, (3000, 4200), 11)
     whole = ks.m4_cpu(flat, offset, stride, DECODE_NATIVE, s, e, smoothing=0.95)
     j = 4  # checkpoint at 2800, before the window
