@@ -11,7 +11,7 @@ runs.
 
 from __future__ import annotations
 
-import importlib
+from . import lazy
 
 __version__ = "0.1.0"
 
@@ -62,18 +62,4 @@ _LAZY = {
     "estimator_dashboard": "dlviz_gpu.app.estimators",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
-
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dlviz_gpu' has no attribute {name!r}")
-    mod = importlib.import_module(module)
-    value = mod if module.endswith("." + name) and not hasattr(mod, name) else getattr(mod, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__, __all__ = lazy.attach(__name__, _LAZY, extra=("__version__",))

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FLOORS = {
     0: ("dlviz_gpu.kernels",),
     1: ("dlviz_gpu.tensors", "dlviz_gpu.backend", "dlviz_gpu.raster", "dlviz_gpu.names",
-        "dlviz_gpu.checks", "dlviz_gpu.optional"),
+        "dlviz_gpu.checks", "dlviz_gpu.optional", "dlviz_gpu.lazy"),
     2: ("dlviz_gpu.aggregate", "dlviz_gpu.points", "dlviz_gpu.series", "dlviz_gpu.histograms",
         "dlviz_gpu.projection"),
     3: ("dlviz_gpu.views", "dlviz_gpu.models", "dlviz_gpu.watch", "dlviz_gpu.tensor_stats"),

@@ -9,22 +9,20 @@
 Opening reads headers only.  safetensors and uncompressed ``.npz`` / ``.npy``
 are memory-mapped, so drawing a tensor reads only its pages; bfloat16 and
 float16 stay 16-bit.  Torch files are loaded with ``weights_only=True`` only.
-Importing this package loads neither torch nor any plotting library.
+Importing this package loads neither torch nor any plotting library; its names load
+on first use (:mod:`dlviz_gpu.lazy`).
 """
 
-from .bf16 import BFloat16Array, bf16_to_float32, float32_to_bf16
-from .catalog import Catalog, ModuleNode, format_bytes, open
-from .errors import CheckpointError, CheckpointNotFound
-from .safetensors import (DTYPES, MAX_HEADER_BYTES, Header, SafetensorsFile, TensorSpec,
-                          read_header, read_index)
-from .sources import TensorInfo, module_of
-from .graph import GraphNode, ModelGraph, structure
-from .summary import ModelSummary, ModuleCall, meta_inputs, summary, trace_calls
+from .. import lazy
 
-__all__ = [
-    "open", "Catalog", "ModuleNode", "TensorInfo", "CheckpointError", "CheckpointNotFound",
-    "SafetensorsFile", "read_header", "read_index", "Header", "TensorSpec", "DTYPES",
-    "MAX_HEADER_BYTES", "BFloat16Array", "bf16_to_float32", "float32_to_bf16",
-    "format_bytes", "module_of", "summary", "ModelSummary", "trace_calls", "ModuleCall",
-    "meta_inputs", "structure", "ModelGraph", "GraphNode",
-]
+__getattr__, __dir__, __all__ = lazy.attach(__name__, {
+    **dict.fromkeys(("BFloat16Array", "bf16_to_float32", "float32_to_bf16"), ".bf16"),
+    **dict.fromkeys(("Catalog", "ModuleNode", "format_bytes", "open"), ".catalog"),
+    **dict.fromkeys(("CheckpointError", "CheckpointNotFound"), ".errors"),
+    **dict.fromkeys(("DTYPES", "MAX_HEADER_BYTES", "Header", "SafetensorsFile", "TensorSpec",
+                     "read_header", "read_index"), ".safetensors"),
+    **dict.fromkeys(("TensorInfo", "module_of"), ".sources"),
+    **dict.fromkeys(("GraphNode", "ModelGraph", "structure"), ".graph"),
+    **dict.fromkeys(("ModelSummary", "ModuleCall", "meta_inputs", "summary", "trace_calls"),
+                    ".summary"),
+})

@@ -21,7 +21,7 @@ re-aggregates on zoom where the data is big:
 
 from __future__ import annotations
 
-import importlib
+from .. import lazy
 
 _LAZY = {
     "heatmap": "matrix", "MatrixView": "matrix", "AGGS": "matrix",
@@ -39,8 +39,6 @@ _LAZY = {
     "weight_evolution": "training", "snapshot_diff": "training",
 }
 
-__all__ = sorted(_LAZY)
-
 
 def quiet_bokeh() -> None:
     """Silence Bokeh's W-1005 for HoloViews' ``frame_width`` plots.
@@ -55,16 +53,5 @@ def quiet_bokeh() -> None:
     silence(FIXED_SIZING_MODE, True)
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dlviz_gpu.views' has no attribute {name!r}")
-    if not any(callable(globals().get(n)) for n in _LAZY):
-        quiet_bokeh()
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__, __all__ = lazy.attach(
+    __name__, {name: "." + module for name, module in _LAZY.items()}, on_first=quiet_bokeh)

@@ -21,37 +21,19 @@ the training loop.
 The package itself is callable: ``dv.watch(model, ...)`` is
 :func:`dlviz_gpu.watch.recorder.watch` (the package and the verb share the
 name, so that ``dv.watch(...)`` and ``dv.watch.open_run(...)`` both read
-naturally, whichever was imported first).
+naturally, whichever was imported first).  Its names load on first use
+(:mod:`dlviz_gpu.lazy`).
 
-Importing this package imports neither torch nor any plotting library.
+Importing this package imports neither torch, SQLite nor any plotting library.
 """
 
-import sys
-import types
+from .. import lazy
 
-from .store import (KINDS, NSTATS, SCHEMA_VERSION, STAT_NAMES, UPDATE_COLUMNS, ParamInfo, Run,
-                    RunFileError, RunLockedError, RunNotFound, RunWriteError, RunWriter,
-                    SchemaVersionError, StepRecord, open_run, run_file)
+_STORE = ("KINDS", "NSTATS", "SCHEMA_VERSION", "STAT_NAMES", "UPDATE_COLUMNS", "ParamInfo", "Run",
+          "RunFileError", "RunLockedError", "RunNotFound", "RunWriteError", "RunWriter",
+          "SchemaVersionError", "StepRecord", "open_run", "run_file")
 
-__all__ = ["Watch", "open_run", "Run", "RunWriter", "ParamInfo", "StepRecord",
-           "RunLockedError", "RunFileError", "RunNotFound", "SchemaVersionError",
-           "RunWriteError", "RecordingStoppedWarning", "SCHEMA_VERSION", "STAT_NAMES", "KINDS",
-           "NSTATS", "UPDATE_COLUMNS", "run_file"]
-
-
-class _CallablePackage(types.ModuleType):
-    def __call__(self, model, optimizer=None, store="runs/run", **kwargs):
-        from .recorder import watch
-
-        return watch(model, optimizer, store, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallablePackage
-
-
-def __getattr__(name: str):
-    if name in ("Watch", "RecordingStoppedWarning"):
-        from . import recorder
-
-        return getattr(recorder, name)
-    raise AttributeError(f"module 'dlviz_gpu.watch' has no attribute {name!r}")
+__getattr__, __dir__, __all__ = lazy.attach(
+    __name__, {**{name: ".store" for name in _STORE},
+               "Watch": ".recorder", "RecordingStoppedWarning": ".recorder"},
+    call=(".recorder", "watch"))
