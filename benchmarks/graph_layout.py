@@ -6,9 +6,9 @@
 Per graph, each a median of ``repeats`` warm runs (one warm-up run first
 absorbs the imports and HoloViews' first-plot set-up, reported as ``cold``):
 
-* ``structure``: :func:`dlviz_gpu.models.graph.structure` on a real model
+* ``structure``: :func:`dlviz_gpu.introspect.graph.structure` on a real model
   (tracing, folding, layout), or nothing for a synthetic edge list;
-* ``layout``: :func:`dlviz_gpu.models.graph.layered_layout` alone (through
+* ``layout``: :func:`dlviz_gpu.layouts.layered_layout` alone (through
   ``ModelGraph.from_edges`` for synthetic graphs, which also builds the nodes);
 * ``element``: ``dv.graph(model_graph)``, the HoloViews overlay;
 * ``html``: ``dv.save(view, "x.html")``: the Bokeh document of the overlay,
@@ -72,7 +72,8 @@ def _render_times(g, repeats: int, folder: str) -> dict:
 
 
 def _synthetic_row(n: int, repeats: int, folder: str) -> dict:
-    from dlviz_gpu.models.graph import ModelGraph, layered_layout
+    from dlviz_gpu.introspect.graph import ModelGraph
+    from dlviz_gpu.layouts import layered_layout
 
     e = synthetic_edges(n)
     layout_s, _ = _median(lambda: layered_layout(n, e), repeats)
@@ -126,7 +127,8 @@ def _models() -> list:
 
 
 def _model_row(name, model, shape, kw, repeats: int, folder: str) -> dict:
-    from dlviz_gpu.models.graph import layered_layout, structure
+    from dlviz_gpu.introspect.graph import structure
+    from dlviz_gpu.layouts import layered_layout
 
     st_s, g = _median(lambda: structure(model, shape, **kw), repeats)
     n = len(g.nodes)
@@ -168,7 +170,7 @@ def measure(sizes=DEFAULT_SIZES, repeats: int = 3, models: bool = True) -> list:
     with tempfile.TemporaryDirectory() as folder:
         t = time.perf_counter()
         try:
-            from dlviz_gpu.models.graph import ModelGraph
+            from dlviz_gpu.introspect.graph import ModelGraph
             from dlviz_gpu.views import quiet_bokeh
             from dlviz_gpu.views.network import graph
             from dlviz_gpu.views.output import save

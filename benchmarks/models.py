@@ -201,7 +201,7 @@ def _dbd(est, X, n: int, response: str = "auto"):
 
 
 def _surface_rows(name, model, sk_est, X, y, cfg, bar) -> list[Row]:
-    from dlviz_gpu.models.estimators import evaluate_points
+    from dlviz_gpu.estimators import evaluate_points
     from dlviz_gpu.views.surface import SurfaceView
 
     n, R = cfg["grid"], cfg["repeats"]
@@ -325,7 +325,7 @@ def _tree_rows(cfg, bar, folder: str) -> list[Row]:
     import holoviews as hv
     from bokeh.document import Document
 
-    from dlviz_gpu.models.estimators import tree_layout, tree_nodes
+    from dlviz_gpu.estimators import tree_layout, tree_nodes
     from dlviz_gpu.views import quiet_bokeh
     from dlviz_gpu.views.output import save
     from dlviz_gpu.views.trees import TreeView, tree

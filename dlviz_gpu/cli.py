@@ -339,21 +339,21 @@ def _shown(listing, limit: int | None = None):
 
 
 def layer_of(module: str) -> str:
-    """The layer of a module path (see :func:`dlviz_gpu.models.catalog.layer_of`)."""
-    from .models.catalog import layer_of as rule
+    """The layer of a module path (see :func:`dlviz_gpu.checkpoints.catalog.layer_of`)."""
+    from .checkpoints.catalog import layer_of as rule
 
     return rule(module)
 
 
 def _totals(infos) -> dict:
-    """Tensors, parameters and bytes of ``infos`` (:func:`dlviz_gpu.models.catalog.totals`)."""
-    from .models.catalog import totals
+    """Tensors, parameters and bytes of ``infos`` (:func:`dlviz_gpu.checkpoints.catalog.totals`)."""
+    from .checkpoints.catalog import totals
 
     return totals(infos)
 
 
 def _shape_text(shape) -> str:
-    from .models.catalog import shape_text
+    from .checkpoints.catalog import shape_text
 
     return shape_text(shape)
 
@@ -438,8 +438,8 @@ def _cmd_inspect(args) -> int:
 # --------------------------------------------------------------------------
 
 def plan(infos, other_ranks: str = "flatten") -> list[tuple]:
-    """``(info, layout or None, note)`` per tensor (see :func:`dlviz_gpu.models.catalog.plan`)."""
-    from .models.catalog import plan as rule
+    """``(info, layout or None, note)`` per tensor (see :func:`dlviz_gpu.checkpoints.catalog.plan`)."""
+    from .checkpoints.catalog import plan as rule
 
     return rule(infos, other_ranks)
 

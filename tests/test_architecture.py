@@ -24,8 +24,9 @@ FLOORS = {
     1: ("dlviz_gpu.tensors", "dlviz_gpu.backend", "dlviz_gpu.raster", "dlviz_gpu.names",
         "dlviz_gpu.checks", "dlviz_gpu.optional", "dlviz_gpu.lazy"),
     2: ("dlviz_gpu.aggregate", "dlviz_gpu.points", "dlviz_gpu.series", "dlviz_gpu.histograms",
-        "dlviz_gpu.projection"),
-    3: ("dlviz_gpu.views", "dlviz_gpu.models", "dlviz_gpu.watch", "dlviz_gpu.tensor_stats"),
+        "dlviz_gpu.projection", "dlviz_gpu.layouts"),
+    3: ("dlviz_gpu.views", "dlviz_gpu.models", "dlviz_gpu.checkpoints", "dlviz_gpu.introspect",
+        "dlviz_gpu.estimators", "dlviz_gpu.watch", "dlviz_gpu.tensor_stats"),
     4: ("dlviz_gpu.app", "dlviz_gpu.cli"),
 }
 
@@ -216,12 +217,12 @@ def test_benchmarks_scripts_and_examples_use_public_names_only():
 
 def test_the_checks_above_find_what_they_look_for():
     """The scanner is not blind: a planted crossing and an upward import are seen."""
-    tree = ast.parse("from ..models.catalog import _secret\nfrom ..app import board\n")
+    tree = ast.parse("from ..checkpoints.catalog import _secret\nfrom ..app import board\n")
     mods = _modules()
     mods["dlviz_gpu.views.planted"] = (ROOT / "dlviz_gpu/views/planted.py", tree)
     try:
         found = list(_imports("dlviz_gpu.views.planted"))
-        assert ("dlviz_gpu.models.catalog", "_secret", 1) in found
+        assert ("dlviz_gpu.checkpoints.catalog", "_secret", 1) in found
         assert ("dlviz_gpu.app.board", None, 2) in found
         with pytest.raises(AssertionError, match="_secret"):
             test_no_private_name_crosses_a_module_boundary()

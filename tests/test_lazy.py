@@ -10,7 +10,8 @@ import pytest
 
 from dlviz_gpu import lazy
 
-PACKAGES = ("dlviz_gpu", "dlviz_gpu.views", "dlviz_gpu.watch", "dlviz_gpu.models")
+PACKAGES = ("dlviz_gpu", "dlviz_gpu.views", "dlviz_gpu.watch", "dlviz_gpu.models",
+            "dlviz_gpu.checkpoints", "dlviz_gpu.introspect")
 
 
 @pytest.fixture
@@ -69,7 +70,7 @@ def test_every_package_exports_through_the_one_mechanism(name):
 def test_importing_the_packages_loads_none_of_their_heavy_modules():
     code = ("import sys, dlviz_gpu, dlviz_gpu.views, dlviz_gpu.watch, dlviz_gpu.models\n"
             "heavy = ['sqlite3', 'holoviews', 'bokeh', 'torch', 'dlviz_gpu.watch.store',"
-            " 'dlviz_gpu.models.catalog', 'dlviz_gpu.views.matrix']\n"
+            " 'dlviz_gpu.checkpoints.catalog', 'dlviz_gpu.views.matrix']\n"
             "print([m for m in heavy if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout

@@ -97,7 +97,7 @@ class Dashboard(Board):
 
     def __init__(self, source, *, input_shape=None, input_dtype=None, title=None, trainer=None,
                  initial=None, run=None):
-        from ..models.catalog import plan
+        from ..checkpoints.catalog import plan
         from ..watch.store import Run, open_run
 
         self.module = source if is_torch_module(source) else None
@@ -144,7 +144,7 @@ class Dashboard(Board):
         self.graph = None
         self.graph_note = None
         try:
-            from ..models.graph import structure
+            from ..introspect.graph import structure
 
             self.graph = structure(self.module if self.module is not None else self.catalog,
                                    input_shape, input_dtype)
@@ -224,7 +224,7 @@ class Dashboard(Board):
         """The model summary (computed once; see :func:`dlviz_gpu.models.summary`)."""
         with self._summary_lock:
             if self._summary is None:
-                from ..models.summary import summary
+                from ..introspect.summary import summary
 
                 if self.module is not None:
                     self._summary = summary(self.module, self.input_shape,
@@ -284,7 +284,7 @@ class Dashboard(Board):
 
     def _norms_run(self) -> None:
         from ..aggregate import rasterize
-        from ..models.catalog import layer_of
+        from ..checkpoints.catalog import layer_of
 
         per_tensor, per_layer = {}, {}
         try:
@@ -553,7 +553,7 @@ class DashboardSession:
     # -- layers and summary ---------------------------------------------------------------
     def _layers_tab(self, pn):
         import dlviz_gpu as dv
-        from ..models.catalog import params_per_layer
+        from ..checkpoints.catalog import params_per_layer
 
         per = params_per_layer(self.board.catalog.infos)
         self.params_pane = pn.pane.HoloViews(

@@ -36,7 +36,7 @@ import html
 
 import numpy as np
 
-from ..models.estimators import final_step, tree_nodes
+from ..estimators import final_step, tree_nodes
 from ..optional import is_torch_module
 from ..names import display
 from .board import Board, note

@@ -21,7 +21,7 @@ import warnings
 from pathlib import Path
 
 from .. import __version__
-from ..models.catalog import shape_text, totals
+from ..checkpoints.catalog import shape_text, totals
 from ..names import display
 
 __all__ = ["HtmlReport", "PngReport", "Report", "safe_filename", "RELEASE_BYTES"]
@@ -107,7 +107,7 @@ def _summary(cat, infos, args) -> tuple[str, str]:
 
 
 def _layer_params(infos) -> dict:
-    from ..models.catalog import params_per_layer
+    from ..checkpoints.catalog import params_per_layer
 
     return params_per_layer(infos)
 

@@ -9,20 +9,17 @@
 Opening reads headers only.  safetensors and uncompressed ``.npz`` / ``.npy``
 are memory-mapped, so drawing a tensor reads only its pages; bfloat16 and
 float16 stay 16-bit.  Torch files are loaded with ``weights_only=True`` only.
-Importing this package loads neither torch nor any plotting library; its names load
-on first use (:mod:`dlviz_gpu.lazy`).
+The names live in :mod:`dlviz_gpu.checkpoints` (files and sources) and
+:mod:`dlviz_gpu.introspect` (torch model summary and graph); this package
+offers both under one name, ``dv.models``.  Importing it loads neither torch
+nor any plotting library; its names load on first use (:mod:`dlviz_gpu.lazy`).
 """
 
 from .. import lazy
+from ..checkpoints import EXPORTS as _CHECKPOINTS
+from ..introspect import EXPORTS as _INTROSPECT
 
 __getattr__, __dir__, __all__ = lazy.attach(__name__, {
-    **dict.fromkeys(("BFloat16Array", "bf16_to_float32", "float32_to_bf16"), ".bf16"),
-    **dict.fromkeys(("Catalog", "ModuleNode", "format_bytes", "open"), ".catalog"),
-    **dict.fromkeys(("CheckpointError", "CheckpointNotFound"), ".errors"),
-    **dict.fromkeys(("DTYPES", "MAX_HEADER_BYTES", "Header", "SafetensorsFile", "TensorSpec",
-                     "read_header", "read_index"), ".safetensors"),
-    **dict.fromkeys(("TensorInfo", "module_of"), ".sources"),
-    **dict.fromkeys(("GraphNode", "ModelGraph", "structure"), ".graph"),
-    **dict.fromkeys(("ModelSummary", "ModuleCall", "meta_inputs", "summary", "trace_calls"),
-                    ".summary"),
+    **{name: "dlviz_gpu.checkpoints" + where for name, where in _CHECKPOINTS.items()},
+    **{name: "dlviz_gpu.introspect" + where for name, where in _INTROSPECT.items()},
 })

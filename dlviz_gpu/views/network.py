@@ -15,7 +15,7 @@ shows the module path, type, output shape, parameter count and repeat count.
 Choosing a node (the dashboard's "show its weights"): the node boxes carry the
 ``tap`` tool and :attr:`GraphView.selection` is a ``Selection1D`` stream on
 them; :meth:`GraphView.on_select` calls back with the chosen
-:class:`~dlviz_gpu.models.graph.GraphNode`, whose ``tensors`` are the
+:class:`~dlviz_gpu.introspect.graph.GraphNode`, whose ``tensors`` are the
 ``state_dict`` names (the catalog's names) of the weights under it::
 
     gv = dv.graph(model, (1, 64)).view
@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..models.graph import (NODE_HEIGHT, NODE_WIDTH, X_GAP, Y_GAP, GraphNode, ModelGraph,
+from ..introspect.graph import (NODE_HEIGHT, NODE_WIDTH, X_GAP, Y_GAP, GraphNode, ModelGraph,
                             structure)
-from ..models.summary import format_shape
+from ..introspect.summary import format_shape
 from ..names import display
 from . import style
 
@@ -55,7 +55,7 @@ LABEL_FONT = "10px"
 
 
 class GraphView:
-    """A drawn :class:`~dlviz_gpu.models.graph.ModelGraph` and the way to pick its nodes.
+    """A drawn :class:`~dlviz_gpu.introspect.graph.ModelGraph` and the way to pick its nodes.
 
     Build one with :func:`graph` (it is ``.view`` of the returned overlay).
 
@@ -316,7 +316,7 @@ def graph(model, input_shape=None, depth: int | None = None, input_dtype=None,
     Parameters
     ----------
     model : torch.nn.Module, Catalog, checkpoint path, or ModelGraph
-        What :func:`dlviz_gpu.models.graph.structure` accepts, or a graph it
+        What :func:`dlviz_gpu.introspect.graph.structure` accepts, or a graph it
         (or :meth:`ModelGraph.from_edges`) made.
     input_shape : tuple of int, or list of tuple of int, optional
         Input shape with the batch dimension; gives output shapes and the
@@ -342,7 +342,7 @@ def graph(model, input_shape=None, depth: int | None = None, input_dtype=None,
     ------
     TypeError
         ``model`` not a module, checkpoint or ModelGraph (and the errors of
-        :func:`~dlviz_gpu.models.graph.structure`).
+        :func:`~dlviz_gpu.introspect.graph.structure`).
     ValueError
         ``depth``, ``input_shape``, ``width`` or ``height`` out of range;
         ``depth`` / ``input_shape`` given with a ModelGraph.

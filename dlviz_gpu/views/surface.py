@@ -42,7 +42,7 @@ import time
 
 import numpy as np
 
-from ..models.estimators import (Classifier, Plane, SurfaceGrid, cell_centres, check_X,
+from ..estimators import (Classifier, Plane, SurfaceGrid, cell_centres, check_X,
                                  evaluate_grid, feature_names_of, final_step)
 from ..points import rasterize_points
 from ..checks import check_flag, check_size
@@ -117,8 +117,8 @@ class SurfaceView:
 
     Attributes
     ----------
-    model : :class:`~dlviz_gpu.models.estimators.Classifier`
-    plane : :class:`~dlviz_gpu.models.estimators.Plane`
+    model : :class:`~dlviz_gpu.estimators.Classifier`
+    plane : :class:`~dlviz_gpu.estimators.Plane`
     xy : (N, 2) float64
         The samples' positions on the plane.
     extent : ((float, float), (float, float))
@@ -293,7 +293,7 @@ class SurfaceView:
 
         ``None`` ranges take :attr:`extent`; ``width`` / ``height`` default to
         the plot's frame (times ``pixel_ratio``).  Returns a
-        :class:`~dlviz_gpu.models.estimators.SurfaceGrid`: ``classes`` (H, W)
+        :class:`~dlviz_gpu.estimators.SurfaceGrid`: ``classes`` (H, W)
         indices into ``labels``, ``confidence``, ``strength``, ``scores``,
         the centres ``x`` (W,) and ``y`` (H,); row 0 is the ``y0`` side.
         """

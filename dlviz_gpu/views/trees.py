@@ -4,8 +4,8 @@
 (The module is ``trees``, not ``tree``: a submodule named like the function
 would replace ``dlviz_gpu.views.tree`` by the module once anything imports it.)
 
-A tree is drawn from :func:`dlviz_gpu.models.estimators.tree_nodes` and
-:func:`~dlviz_gpu.models.estimators.tree_layout`: every node a dot, one row per
+A tree is drawn from :func:`dlviz_gpu.estimators.tree_nodes` and
+:func:`~dlviz_gpu.estimators.tree_layout`: every node a dot, one row per
 depth (root at the top), leaves one unit apart in depth-first order, parents
 centred over their children, so a 20,000-node tree is a few arrays of 20,000
 numbers, laid out in milliseconds and drawn by Bokeh as one glyph of dots and
@@ -34,7 +34,7 @@ import threading
 
 import numpy as np
 
-from ..models.estimators import final_step, tree_layout, tree_nodes
+from ..estimators import final_step, tree_layout, tree_nodes
 from ..names import display
 from ..checks import check_size
 from . import style
@@ -90,8 +90,8 @@ class TreeView:
 
     Attributes
     ----------
-    nodes : :class:`~dlviz_gpu.models.estimators.TreeNodes`
-    layout : :class:`~dlviz_gpu.models.estimators.TreeLayout`
+    nodes : :class:`~dlviz_gpu.estimators.TreeNodes`
+    layout : :class:`~dlviz_gpu.layouts.TreeLayout`
     palette : list of str
         Classifiers: :data:`TINT_LEVELS` shades per class; regressors: the
         value colour map.
@@ -359,7 +359,7 @@ def importance_table(model, feature_names=None, top: int | None = None):
     ``std`` is the standard deviation of the importance over the trees of a
     forest / bagging ensemble (None for a single tree or boosting).
     """
-    from ..models.estimators import check_fitted, require_sklearn
+    from ..estimators import check_fitted, require_sklearn
 
     require_sklearn("dv.importances")
     if not (hasattr(model, "fit") and hasattr(model, "get_params")):

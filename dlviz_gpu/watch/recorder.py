@@ -210,7 +210,7 @@ class Watch:
         self.updates = bool(updates)
         self.model = model
 
-        from ..models.catalog import layer_of
+        from ..checkpoints.catalog import layer_of
 
         self.names = [n for n, _ in params]
         self.params = [p for _, p in params]

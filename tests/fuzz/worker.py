@@ -169,7 +169,7 @@ def _read_and_draw(cat, keep_values: bool, draw=None):
     import numpy as np
 
     import dlviz_gpu as dv
-    from dlviz_gpu.models.catalog import plan
+    from dlviz_gpu.checkpoints.catalog import plan
 
     values = {}
     for info in cat.infos:

@@ -11,7 +11,7 @@ hv = pytest.importorskip("holoviews")
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
-from dlviz_gpu.models.graph import ModelGraph, structure  # noqa: E402
+from dlviz_gpu.introspect.graph import ModelGraph, structure  # noqa: E402
 from dlviz_gpu.views.network import KIND_COLOURS, GraphView, graph  # noqa: E402
 from dlviz_gpu.views.output import save  # noqa: E402
 

@@ -23,7 +23,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.svm import SVC  # noqa: E402
 
-from dlviz_gpu.models.estimators import evaluate_points  # noqa: E402
+from dlviz_gpu.estimators import evaluate_points  # noqa: E402
 from dlviz_gpu.views.surface import (LEVELS, MAX_TINT, MIN_TINT, SV_RADIUS,  # noqa: E402
                                      SurfaceView, decision_surface)
 from dlviz_gpu.views.trees import hex_to_rgb, class_colours  # noqa: E402

@@ -13,11 +13,11 @@ torch ``.pt`` / ``.pth`` / ``.bin``    ``torch.load(weights_only=True, mmap=True
 =====================================  =========================================
 
 **Files are untrusted.**  Every file is opened with
-:func:`~dlviz_gpu.models.files.open_regular` (a FIFO or device is refused,
+:func:`~dlviz_gpu.checkpoints.files.open_regular` (a FIFO or device is refused,
 never waited on), and every size a file declares is checked against what the
 file can hold before anything is allocated, inflated or walked, so a refusal
 costs time and memory bounded by the file's own size, whatever it claims.  A
-refusal is a :class:`~dlviz_gpu.models.errors.CheckpointError`: one line,
+refusal is a :class:`~dlviz_gpu.checkpoints.errors.CheckpointError`: one line,
 ``PATH: problem``.  In particular:
 
 * ``.npy`` headers (alone or in an ``.npz``) are read by our own reader:

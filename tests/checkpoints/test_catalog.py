@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import dlviz_gpu.models as models
+from dlviz_gpu.checkpoints import catalog
 from dlviz_gpu.models import Catalog, CheckpointError, TensorInfo
 
 from .helpers import where, write_arrays
@@ -290,7 +291,7 @@ def test_torch_file_needing_arbitrary_unpickling_is_refused(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"w": torch.ones(2), "extra": _Custom()}, path)
     with pytest.raises(CheckpointError, match=where(path, r"refused: it pickles "
-                                                          r"tests.models.test_catalog._Custom.*"
+                                                          r"tests.checkpoints.test_catalog._Custom.*"
                                                           r"weights_only=True only.*run any code")):
         models.open(path)
     module_file = tmp_path / "module.pt"
@@ -399,8 +400,8 @@ def test_zip_entries_that_are_not_arrays_are_ignored(tmp_path):
 
 def _plain_tree(infos):
     """Each tensor walked from the root, every node on its way updated (the definition)."""
-    from dlviz_gpu.models.catalog import ModuleNode, _prefix_len, counts_in_totals
-    from dlviz_gpu.models.sources import NAME_SEP
+    from dlviz_gpu.checkpoints.catalog import ModuleNode, _prefix_len, counts_in_totals
+    from dlviz_gpu.checkpoints.sources import NAME_SEP
 
     root = ModuleNode("", "")
     for info in infos:
@@ -447,7 +448,7 @@ def test_tree_and_table_match_the_plain_walk():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from dlviz_gpu.models.sources import _info
+    from dlviz_gpu.checkpoints.sources import _info
 
     part = st.sampled_from(["a", "b", "layers", "0", "1", "10", "", "mlp", "é"])
     name = st.lists(st.tuples(part, st.sampled_from(".//")), min_size=1, max_size=5).map(
@@ -482,7 +483,7 @@ def test_plan_lists_refused_tensors_with_their_reason_and_draws_the_rest(tmp_pat
     path = tmp_path / "mix.pt"
     torch.save({"w": torch.zeros(1).expand(10**7, 10**7), "ok": torch.randn(8, 8)}, path)
     cat = models.open(path)
-    plans = {info.name: (layout, note) for info, layout, note in models.catalog.plan(cat.infos)}
+    plans = {info.name: (layout, note) for info, layout, note in catalog.plan(cat.infos)}
     assert plans["ok"] == ("auto", "")
     layout, note = plans["w"]
     assert layout is None

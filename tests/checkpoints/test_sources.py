@@ -26,10 +26,10 @@ import pytest
 
 from dlviz_gpu import models
 from dlviz_gpu.models import CheckpointError, TensorInfo
-from dlviz_gpu.models import sources
-from dlviz_gpu.models.sources import flatten, natural_key
+from dlviz_gpu.checkpoints import sources
+from dlviz_gpu.checkpoints.sources import flatten, natural_key
 from tests.fuzz import hostile_sources as hostile
-from tests.models.helpers import where
+from tests.checkpoints.helpers import where
 
 
 def _has_torch() -> bool:
@@ -327,7 +327,7 @@ def test_torch_state_dicts_are_scanned_and_mapped(tmp_path):
                       "view": torch.arange(10.0)[2:8:2]}}
     path = tmp_path / "ckpt.pt"
     torch.save(ckpt, path)
-    from dlviz_gpu.models.files import open_regular
+    from dlviz_gpu.checkpoints.files import open_regular
 
     with open_regular(path) as f:
         assert sources._scan_torch_zip(torch, f, path.stat().st_size, str(path)) is True

@@ -22,9 +22,9 @@ Three functions, shared by the safetensors, npy/npz and torch readers:
     decided before anything about the target is looked up, so the error never
     tells whether a path outside exists.
 
-All refusals are :class:`~dlviz_gpu.models.errors.CheckpointError` (one
+All refusals are :class:`~dlviz_gpu.checkpoints.errors.CheckpointError` (one
 line, ``PATH: problem``); a missing file is
-:class:`~dlviz_gpu.models.errors.CheckpointNotFound`.
+:class:`~dlviz_gpu.checkpoints.errors.CheckpointNotFound`.
 """
 
 from __future__ import annotations

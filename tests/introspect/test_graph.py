@@ -9,8 +9,8 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 
 from dlviz_gpu.models import open as open_catalog  # noqa: E402
-from dlviz_gpu.models.graph import (ModelGraph, is_atomic, layered_layout,  # noqa: E402
-                                    structure, tree_layout)
+from dlviz_gpu.introspect.graph import ModelGraph, is_atomic, structure  # noqa: E402
+from dlviz_gpu.layouts import layered_layout, tree_layout  # noqa: E402
 
 
 # -- models --------------------------------------------------------------------

@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 
 from dlviz_gpu.models import open as open_catalog  # noqa: E402
-from dlviz_gpu.models.summary import ModelSummary, summary, trace_calls  # noqa: E402
+from dlviz_gpu.introspect.summary import ModelSummary, summary, trace_calls  # noqa: E402
 
 
 # -- models --------------------------------------------------------------------

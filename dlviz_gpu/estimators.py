@@ -15,10 +15,11 @@ scikit-learn and torch are imported only when an estimator of theirs is given.
   gradient-boosting ensemble chosen by ``tree_index``) as flat node arrays:
   children, split feature and threshold, samples, class distribution or value,
   impurity, depth, parent.
-- **Tree layout** (:func:`tree_layout`): leaves one unit apart in depth-first
-  order, every parent centred over its two children, one row per depth; folded
-  at ``max_depth``.  Computed level by level with NumPy (a 20,000-node tree
-  takes milliseconds).
+- **Tree layout** (:func:`tree_layout`, the algorithm
+  :func:`dlviz_gpu.layouts.binary_tree_layout`): leaves one unit apart in
+  depth-first order, every parent centred over its two children, one row per
+  depth; folded at ``max_depth``.  Computed level by level with NumPy (a
+  20,000-node tree takes milliseconds).
 - **Grids** (:class:`Classifier`, :class:`Plane`, :func:`evaluate_grid`): a
   classifier (scikit-learn, pipelines included, or a torch module) evaluated
   on a W x H grid of cell centres over an x / y window of a 2-D plane of the
@@ -33,7 +34,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..optional import is_torch_module
+from .layouts import TreeLayout, binary_tree_layout, depth_levels
+from .optional import is_torch_module
 
 #: How to install the optional dependency, quoted in every ImportError.
 INSTALL_HINT = 'pip install "dlviz_gpu[sklearn]"'
@@ -335,31 +337,6 @@ class TreeNodes:
         return out
 
 
-def _depths(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
-    """Depth, parent and the node ids level by level, walking down from the root."""
-    n = left.size
-    depth = np.full(n, -1, dtype=np.int64)
-    parent = np.full(n, -1, dtype=np.int64)
-    levels = []
-    level = np.array([0], dtype=np.int64)
-    d = 0
-    while level.size:
-        depth[level] = d
-        levels.append(level)
-        inner = level[left[level] >= 0]
-        kids_l, kids_r = left[inner], right[inner]
-        parent[kids_l] = inner
-        parent[kids_r] = inner
-        # left child first, then right, in the parents' order: depth-first order per level
-        nxt = np.empty(2 * inner.size, dtype=np.int64)
-        nxt[0::2], nxt[1::2] = kids_l, kids_r
-        level = nxt
-        d += 1
-        if d > n:
-            raise ValueError("estimator: the tree's children arrays contain a cycle")
-    return depth, parent, levels
-
-
 def _pick_tree(estimator, tree_index):
     """(the fitted single tree, its description, the ensemble or None)."""
     est = final_step(estimator)
@@ -447,7 +424,7 @@ def tree_nodes(estimator, tree_index=0, feature_names=None, class_names=None) ->
                          f"{int(t.n_outputs)} outputs")
     left = np.asarray(t.children_left, dtype=np.int64).copy()
     right = np.asarray(t.children_right, dtype=np.int64).copy()
-    depth, parent, _ = _depths(left, right)
+    depth, parent, _ = depth_levels(left, right)
     value = np.asarray(t.value, dtype=np.float64)[:, 0, :].copy()
     from sklearn.base import is_classifier
 
@@ -498,86 +475,9 @@ def tree_nodes(estimator, tree_index=0, feature_names=None, class_names=None) ->
                      class_names=cnames)
 
 
-@dataclass
-class TreeLayout:
-    """Positions of the drawn nodes of a tree.
-
-    Attributes
-    ----------
-    x, y : (n,) float64
-        Position of every node (NaN for nodes hidden by folding); ``y`` is
-        the depth (root 0, growing downwards on screen).
-    visible : (n,) bool
-        Drawn nodes: depth <= ``max_depth``.
-    folded : (n,) bool
-        Visible inner nodes at ``max_depth``: drawn as one node standing for
-        their whole subtree.
-    subtree_nodes : (n,) int64
-        Nodes in each node's subtree, itself included.
-    width : int
-        Leaves (and folded nodes) drawn: the layout spans x in [0, width - 1].
-    max_depth : int or None
-    """
-
-    x: np.ndarray
-    y: np.ndarray
-    visible: np.ndarray
-    folded: np.ndarray
-    subtree_nodes: np.ndarray
-    width: int
-    max_depth: int | None
-
-
 def tree_layout(nodes: TreeNodes, max_depth: int | None = None) -> TreeLayout:
-    """A tidy layout: leaves one unit apart in depth-first (left-first) order, each
-    parent centred over its two children, one row per depth.
-
-    No two drawn nodes overlap, edges never cross, and every subtree occupies
-    its own x interval.  Nodes deeper than ``max_depth`` are hidden; inner
-    nodes at ``max_depth`` are folded (laid out as leaves).  Vectorised level
-    by level: O(n) NumPy work in ``depth`` steps.
-    """
-    if max_depth is not None:
-        if isinstance(max_depth, bool) or not isinstance(max_depth, (int, np.integer)) \
-                or max_depth < 0:
-            raise ValueError(f"max_depth: expected None or an int >= 0; got {max_depth!r}")
-        max_depth = int(max_depth)
-    n = nodes.n_nodes
-    left, right, depth = nodes.left, nodes.right, nodes.depth
-    # node ids per depth, each level in left-to-right order (the walk from the root)
-    _, _, levels_all = _depths(left, right)
-    limit = len(levels_all) - 1 if max_depth is None else min(max_depth, len(levels_all) - 1)
-    levels = levels_all[:limit + 1]
-    visible = depth <= limit
-    leaf = left < 0
-    folded = visible & ~leaf & (depth == limit)
-    drawn_leaf = leaf | folded
-    # subtree sizes bottom-up (all nodes), leaf counts bottom-up (drawn tree)
-    sub = np.ones(n, dtype=np.int64)
-    for lev in reversed(levels_all):
-        inner = lev[~leaf[lev]]
-        sub[inner] = 1 + sub[left[inner]] + sub[right[inner]]
-    nleaves = np.zeros(n, dtype=np.int64)
-    for lev in reversed(levels):
-        dl = lev[drawn_leaf[lev]]
-        nleaves[dl] = 1
-        inner = lev[~drawn_leaf[lev]]
-        nleaves[inner] = nleaves[left[inner]] + nleaves[right[inner]]
-    # offsets top-down: a node's first leaf slot
-    off = np.zeros(n, dtype=np.int64)
-    for lev in levels:
-        inner = lev[~drawn_leaf[lev]]
-        off[left[inner]] = off[inner]
-        off[right[inner]] = off[inner] + nleaves[left[inner]]
-    x = np.full(n, np.nan)
-    y = np.where(visible, depth.astype(np.float64), np.nan)
-    for lev in reversed(levels):
-        dl = lev[drawn_leaf[lev]]
-        x[dl] = off[dl]
-        inner = lev[~drawn_leaf[lev]]
-        x[inner] = 0.5 * (x[left[inner]] + x[right[inner]])
-    return TreeLayout(x=x, y=y, visible=visible, folded=folded, subtree_nodes=sub,
-                      width=int(nleaves[0]) if n else 0, max_depth=max_depth)
+    """The tidy layout of a fitted tree's nodes (:func:`dlviz_gpu.layouts.binary_tree_layout`)."""
+    return binary_tree_layout(nodes.left, nodes.right, max_depth)
 
 
 # --------------------------------------------------------------------------
@@ -1033,6 +933,6 @@ def evaluate_grid(model: Classifier, plane: Plane, x_range, y_range, width: int,
 
 __all__ = ["require_sklearn", "final_step", "check_fitted",
            "check_classifier", "check_X", "check_features", "feature_names_of", "n_features_in",
-           "TreeNodes", "tree_nodes", "TreeLayout", "tree_layout", "Classifier", "Plane",
+           "TreeNodes", "tree_nodes", "tree_layout", "Classifier", "Plane",
            "SurfaceGrid", "evaluate_grid", "evaluate_points", "cell_centres", "INSTALL_HINT",
            "BATCH", "TORCH_BATCH", "RESPONSES", "PLANES"]

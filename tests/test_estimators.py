@@ -1,4 +1,4 @@
-"""dlviz_gpu.models.estimators: checks, tree nodes and layout, classifiers on grids.
+"""dlviz_gpu.estimators: checks, tree nodes and layout, classifiers on grids.
 
 Everything is checked against scikit-learn's own arrays and predictions, or
 against small independent computations (recursion over the tree, decision
@@ -25,7 +25,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.svm import SVC  # noqa: E402
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor  # noqa: E402
 
-from dlviz_gpu.models import estimators as E  # noqa: E402
+from dlviz_gpu import estimators as E  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """The structure of a network as a graph: modules and ops, data flow, laid out top to bottom.
 
->>> from dlviz_gpu.models.graph import structure
+>>> from dlviz_gpu.introspect.graph import structure
 >>> g = structure(model, (1, 128))          # torch.fx where it traces, else hooks on meta
 >>> g.method, g.note                        # "fx" / "hooks" / "tree", and why not fx
 >>> [(n.label, n.output_shape, n.params) for n in g.nodes]
@@ -21,7 +21,7 @@ How the graph is found, in order:
    4``, ``for`` over a tensor's size, ``torch.nn.TransformerEncoder``'s own
    checks) and ``input_shape`` is given: one forward pass on the ``meta``
    device with module hooks (the machinery of
-   :func:`dlviz_gpu.models.summary.trace_calls`), plus a
+   :func:`dlviz_gpu.introspect.summary.trace_calls`), plus a
    ``TorchFunctionMode`` that follows every tensor from the op or module that
    made it to the ones that use it, so the edges are real data flow there too.
 3. Otherwise (no input shape, or the meta forward failed as well): the module
@@ -43,7 +43,7 @@ Folding and collapsing:
   the 24 blocks of a transformer become ``Block x 24``.  In a module tree
   (no data flow) identical consecutive siblings collapse without that check.
 
-Layout (:func:`layered_layout`): longest-path layering in the nodes' execution
+Layout (:func:`dlviz_gpu.layouts.layered_layout`): longest-path layering in the nodes' execution
 order, sources that are not inputs pulled down next to their first consumer,
 a few vectorised barycentre sweeps to order each layer, then x positions
 pulled towards the neighbours' and separated by a cumulative maximum; all in
@@ -64,14 +64,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..layouts import check_edges, layered_layout, tree_layout
 from ..optional import is_torch_module
-from .catalog import Catalog
+from ..checkpoints.catalog import Catalog
 from .summary import (check_depth, check_input_dtype, check_input_shape, is_checkpoint_like,
                       meta_state, error_line, shape_of, tensor_leaves, to_meta, type_name,
                       call_hooks, meta_args)
 
-__all__ = ["structure", "ModelGraph", "GraphNode", "layered_layout", "tree_layout",
-           "is_atomic", "METHODS", "KINDS"]
+__all__ = ["structure", "ModelGraph", "GraphNode", "is_atomic", "METHODS", "KINDS"]
 
 #: Values of ``ModelGraph.method`` (``"edges"``: made by :meth:`ModelGraph.from_edges`).
 METHODS = ("fx", "hooks", "tree", "edges")
@@ -85,7 +85,6 @@ Y_GAP = 2.0
 NODE_WIDTH = 3.4
 NODE_HEIGHT = 1.0
 #: Barycentre sweeps of the layout (each a down and an up pass).
-SWEEPS = 8
 
 _CONTAINERS = ("Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict")
 
@@ -260,11 +259,11 @@ class ModelGraph:
             Per node; default ``"n<i>"`` / ``"node"``.
         params : sequence of int, optional
         tree : bool
-            ``edges`` are parent -> child of a tree: use :func:`tree_layout`.
+            ``edges`` are parent -> child of a tree: use :func:`dlviz_gpu.layouts.tree_layout`.
         """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"n: expected a non-negative int; got {n!r}")
-        e = _check_edges(edges, int(n))
+        e = check_edges(edges, int(n))
         labels = [f"n{i}" for i in range(n)] if labels is None else list(labels)
         types = ["node"] * n if types is None else list(types)
         params = [0] * n if params is None else [int(p) for p in params]
@@ -280,218 +279,8 @@ class ModelGraph:
 
 
 # --------------------------------------------------------------------------
-# layout
+# layout (the algorithms are in dlviz_gpu.layouts)
 # --------------------------------------------------------------------------
-
-def _check_edges(edges, n: int) -> np.ndarray:
-    e = np.asarray(edges if edges is not None else np.empty((0, 2)), dtype=np.int64)
-    if e.size == 0:
-        return np.empty((0, 2), np.int64)
-    if e.ndim != 2 or e.shape[1] != 2:
-        raise ValueError(f"edges: expected an (E, 2) array of node indices; got shape {e.shape}")
-    if e.min() < 0 or e.max() >= n:
-        raise ValueError(f"edges: node indices must lie in [0, {n}); got {e.min()}..{e.max()}")
-    e = e[e[:, 0] != e[:, 1]]
-    return np.unique(e, axis=0) if len(e) else e
-
-
-def _within_rank(layer: np.ndarray, key: np.ndarray) -> tuple:
-    """Order nodes by (layer, key); return (order, rank within layer, layer sizes)."""
-    order = np.lexsort((key, layer))
-    sizes = np.bincount(layer)
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    rank = np.empty(len(layer), np.int64)
-    rank[order] = np.arange(len(layer)) - np.repeat(starts, sizes)
-    return order, rank, sizes
-
-
-def _longest_path_layers(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Layer of each node: 1 + the largest layer of its predecessors (edges go low -> high index).
-
-    Frontier relaxation in NumPy while the graph is wide; a plain loop over
-    the nodes in index order (a topological order here) finishes long chains.
-    """
-    layer = np.zeros(n, np.int64)
-    if len(src) == 0:
-        return layer
-    # a few vectorised relaxations settle short graphs outright
-    for _ in range(8):
-        new = layer.copy()
-        np.maximum.at(new, dst, layer[src] + 1)
-        if np.array_equal(new, layer):
-            return layer
-        layer = new
-    order = np.argsort(dst, kind="stable")
-    s_sorted = src[order].tolist()
-    bounds = np.searchsorted(dst[order], np.arange(n + 1)).tolist()
-    lay = [0] * n
-    for v in range(n):
-        a, b = bounds[v], bounds[v + 1]
-        if a < b:
-            lay[v] = max(lay[u] for u in s_sorted[a:b]) + 1
-    return np.asarray(lay, np.int64)
-
-
-def _neighbour_mean(values: np.ndarray, a: np.ndarray, b: np.ndarray, n: int, w=None):
-    """Weighted mean of ``values[a]`` over the edges into each node ``b``; (mean, has_any)."""
-    s = np.bincount(b, weights=values[a] if w is None else values[a] * w, minlength=n)
-    c = np.bincount(b, weights=w, minlength=n)
-    has = c > 0
-    out = np.where(has, s / np.where(has, c, 1.0), 0.0)
-    return out, has
-
-
-def _separate(desired: np.ndarray, layer: np.ndarray, rank: np.ndarray) -> np.ndarray:
-    """Positions close to ``desired`` that keep each layer's order and are >= 1 apart.
-
-    Within a layer sorted by rank, p_k = max(d_k, p_{k-1} + 1), i.e.
-    p_k - k = cummax(d_j - j): one cumulative maximum over all layers at once,
-    with a per-layer offset so that no maximum carries across layers.  Each
-    layer is then shifted so its mean position equals its mean desire.
-    """
-    n = len(desired)
-    order = np.lexsort((rank, layer))
-    d = desired[order]
-    k = rank[order].astype(np.float64)
-    lay = layer[order]
-    span = float(np.abs(d).max()) + n + 1.0
-    off = lay * (4.0 * span)
-    p = np.maximum.accumulate(d - k + off) - off + k
-    nl = int(lay.max()) + 1
-    cnt = np.bincount(lay, minlength=nl)
-    shift = (np.bincount(lay, weights=d - p, minlength=nl) / np.maximum(cnt, 1))[lay]
-    out = np.empty(n)
-    out[order] = p + shift
-    return out
-
-
-def layered_layout(n: int, edges, *, sweeps: int = SWEEPS, inputs=None) -> tuple:
-    """Top-to-bottom layered layout of a directed graph, in NumPy.
-
-    Parameters
-    ----------
-    n : int
-        Number of nodes; their index order should be a topological order
-        (execution order): an edge from a later to an earlier node is laid
-        out as if reversed (it closes a cycle).
-    edges : (E, 2) array of int
-        ``(source, target)``.
-    sweeps : int
-        Barycentre ordering sweeps (each a down and an up pass).
-    inputs : array of bool or int indices, optional
-        Nodes that stay in the top layer; any other node without a
-        predecessor (a parameter, a constant) is moved down to just above its
-        first consumer.  Default: every source stays at the top.
-
-    Returns
-    -------
-    layer : (N,) int64 array
-        0 at the top.
-    x : (N,) float64 array
-        Horizontal position in slot units (neighbours in a layer >= 1 apart).
-
-    Notes
-    -----
-    Longest-path layering; the order within each layer starts from the
-    index order and is improved by Jacobi-style barycentre sweeps (every
-    node moves half-way to the mean position of its neighbours in the
-    previous pass, an edge over k layers weighted 1 / k^2, all layers at
-    once: one ``bincount`` and one ``lexsort`` per pass; on random
-    model-like DAGs 8 sweeps remove about a third of the crossings between
-    adjacent layers), then
-    x is pulled towards the neighbours' mean and separated by
-    :func:`_separate`.  Edges spanning several layers get no dummy nodes:
-    they are straight lines, so they may cross nodes.
-    """
-    e = _check_edges(edges, n)
-    if n == 0:
-        return np.zeros(0, np.int64), np.zeros(0)
-    src = np.minimum(e[:, 0], e[:, 1])
-    dst = np.maximum(e[:, 0], e[:, 1])
-    layer = _longest_path_layers(n, src, dst)
-    # sources that are not inputs: just above their first consumer
-    indeg = np.bincount(dst, minlength=n)
-    movable = indeg == 0
-    if inputs is not None:
-        keep = np.zeros(n, bool)
-        keep[np.asarray(inputs, dtype=np.int64) if np.asarray(inputs).dtype != bool
-             else np.flatnonzero(inputs)] = True
-        movable &= ~keep
-        if len(src):
-            lowest = np.full(n, np.iinfo(np.int64).max)
-            np.minimum.at(lowest, src, layer[dst] - 1)
-            ok = movable & (lowest < np.iinfo(np.int64).max)
-            layer[ok] = np.maximum(lowest[ok], 0)
-    # ordering sweeps
-    _, rank, sizes = _within_rank(layer, np.arange(n))
-    pos = rank - (sizes[layer] - 1) / 2.0
-    # an edge over k layers pulls with weight 1 / k^2: long skips matter less than
-    # the neighbours next door
-    w = 1.0 / np.maximum(layer[dst] - layer[src], 1).astype(np.float64) ** 2
-    for _ in range(max(0, int(sweeps))):
-        for a, b in ((src, dst), (dst, src)):
-            bary, has = _neighbour_mean(pos, a, b, n, w)
-            # damped: half-way to the barycentre (all layers move at once, and an
-            # undamped simultaneous move oscillates)
-            key = np.where(has, 0.5 * (bary + pos), pos)
-            _, rank, _ = _within_rank(layer, key + 1e-9 * pos)
-            pos = rank - (sizes[layer] - 1) / 2.0
-    # x: towards the neighbours, then separated, order kept
-    x = pos.astype(np.float64)
-    both_a = np.concatenate((src, dst))
-    both_b = np.concatenate((dst, src))
-    for _ in range(3):
-        mean, has = _neighbour_mean(x, both_a, both_b, n)
-        desired = np.where(has, 0.5 * (x + mean), x)
-        x = _separate(desired, layer, rank)
-    x -= (x.max() + x.min()) / 2.0
-    return layer, x
-
-
-def tree_layout(n: int, edges) -> tuple:
-    """Top-to-bottom tree layout: leaves in consecutive slots, parents centred over children.
-
-    Parameters
-    ----------
-    n : int
-    edges : (E, 2) array of int
-        ``(parent, child)``; nodes in depth-first order (a parent before its
-        children); a node without a parent is a root.
-
-    Returns
-    -------
-    layer : (N,) int64 array
-        Depth (0 at the top).
-    x : (N,) float64 array
-        Slot units.
-    """
-    e = _check_edges(edges, n)
-    if n == 0:
-        return np.zeros(0, np.int64), np.zeros(0)
-    parent = np.full(n, -1, np.int64)
-    parent[e[:, 1]] = e[:, 0]
-    par = parent.tolist()
-    depth = [0] * n
-    for v in range(n):  # parents come first
-        if par[v] >= 0:
-            depth[v] = depth[par[v]] + 1
-    layer = np.asarray(depth, np.int64)
-    is_leaf = np.ones(n, bool)
-    is_leaf[e[:, 0]] = False
-    x = np.zeros(n)
-    x[is_leaf] = np.arange(int(is_leaf.sum()), dtype=np.float64)
-    # parents at the midpoint of their first and last child, deepest first
-    lo = np.full(n, np.inf)
-    hi = np.full(n, -np.inf)
-    for d in range(int(layer.max()), 0, -1):
-        kids = np.flatnonzero((layer == d) & (parent >= 0))
-        np.minimum.at(lo, parent[kids], x[kids])
-        np.maximum.at(hi, parent[kids], x[kids])
-        ps = np.unique(parent[kids])
-        x[ps] = (lo[ps] + hi[ps]) / 2.0
-    x -= (x.max() + x.min()) / 2.0
-    return layer, x
-
 
 def _place(g: ModelGraph, tree: bool = False) -> None:
     n = len(g.nodes)
@@ -1101,7 +890,7 @@ def _module_tree(mods: _Modules, depth, collapse: bool) -> tuple:
 
 def _catalog_tree(cat: Catalog, depth, collapse: bool) -> tuple:
     """Module tree of a checkpoint catalog (no types), as nodes and parent -> child edges."""
-    from .catalog import counts_in_totals
+    from ..checkpoints.catalog import counts_in_totals
 
     root = cat.tree()
     sig_cache: dict = {}
@@ -1180,7 +969,7 @@ def structure(model, input_shape=None, input_dtype=None, depth: int | None = Non
         fx cannot trace.
     input_dtype : torch.dtype or list of torch.dtype, optional
         Default float32, or ``torch.long`` when the first leaf module is an
-        embedding (as in :func:`dlviz_gpu.models.summary.summary`, whose
+        embedding (as in :func:`dlviz_gpu.introspect.summary.summary`, whose
         retry with the other dtype this shares).
     depth : int, optional
         Fold modules deeper than ``depth`` into their ancestor (1: only the
@@ -1209,7 +998,7 @@ def structure(model, input_shape=None, input_dtype=None, depth: int | None = Non
     is_module = is_torch_module(model)
     if not is_module:
         if is_checkpoint_like(model):
-            from .catalog import open as open_catalog
+            from ..checkpoints.catalog import open as open_catalog
 
             cat = model if isinstance(model, Catalog) else open_catalog(model)
             nodes, edges = _catalog_tree(cat, depth, collapse)

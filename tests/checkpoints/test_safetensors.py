@@ -510,7 +510,7 @@ def test_fifos_are_refused_without_blocking(tmp_path):
 
 
 def test_open_regular_and_check_regular(tmp_path):
-    from dlviz_gpu.models.files import check_regular, open_regular
+    from dlviz_gpu.checkpoints.files import check_regular, open_regular
 
     path = tmp_path / "x.bin"
     path.write_bytes(b"abc")

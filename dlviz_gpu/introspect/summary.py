@@ -1,6 +1,6 @@
 """A model summary like torchinfo / Keras ``summary()``: module tree, parameters, output shapes.
 
->>> from dlviz_gpu.models.summary import summary
+>>> from dlviz_gpu.introspect.summary import summary
 >>> s = summary(model, (1, 128))          # one forward pass on the meta device
 >>> print(s.table(depth=2))               # indented tree, type, output shape, params
 >>> s.total_params, s.trainable_params, s.rows[3]["output_shape"]
@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..optional import is_torch_module
-from .catalog import Catalog, format_bytes
+from ..checkpoints.catalog import Catalog, format_bytes
 
 __all__ = ["summary", "ModelSummary", "trace_calls", "ModuleCall", "meta_inputs", "meta_args",
            "call_hooks", "format_shape"]
@@ -524,8 +524,8 @@ def _module_rows(model) -> tuple:
 
 
 def _catalog_summary(model, depth, shapes, dtypes) -> ModelSummary:
-    from .catalog import counts_in_totals
-    from .catalog import open as open_catalog
+    from ..checkpoints.catalog import counts_in_totals
+    from ..checkpoints.catalog import open as open_catalog
 
     cat = open_catalog(model)
     rows = []

@@ -8,12 +8,12 @@ then the byte buffer.  :func:`read_header` reads and checks the header only;
 each tensor as a NumPy view of the map, so only the pages of the tensor being
 drawn are ever read.  bfloat16 stays 16-bit: a torch ``bfloat16`` tensor over
 the same pages when torch is installed, else a
-:class:`~dlviz_gpu.models.bf16.BFloat16Array` over the raw bits.
+:class:`~dlviz_gpu.checkpoints.bf16.BFloat16Array` over the raw bits.
 
 Sharded sets (``*.safetensors.index.json``, ``{"weight_map": {name:
 file}}``) are read by :func:`read_index`; the catalog opens each shard's map
 only when one of its tensors is used.  A shard must lie inside the index's
-folder (see :func:`dlviz_gpu.models.files.resolve_inside`).
+folder (see :func:`dlviz_gpu.checkpoints.files.resolve_inside`).
 
 **What is accepted.**  Exactly the files the reference parser (the Rust
 crate behind the ``safetensors`` package, ``SafeTensors::read_metadata``)
