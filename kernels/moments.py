@@ -75,7 +75,8 @@ from ._family import Family
 from ._parallel import parallel_jit
 from .reference import moments as _reference
 
-__all__ = ["moments_cpu", "moments_cuda", "merge", "finalize", "MOMENTS", "FIELDS", "DECODE_NATIVE", "DECODE_BF16", "DECODE_F16"]
+__all__ = ["moments_cpu", "moments_cuda", "merge", "finalize", "MOMENTS", "FIELDS",
+           "DECODE_NATIVE", "DECODE_BF16", "DECODE_F16"]
 
 #: Names of the entries of the array :func:`moments_cpu` returns, in order.
 FIELDS = ("numel", "count", "mean", "m2", "sumsq", "min", "max", "zeros", "nan", "posinf",
@@ -281,7 +282,8 @@ def finalize(parts: np.ndarray, numel: int) -> np.ndarray:
     parts : (K, 10) float64 ndarray
         Partials of disjoint pieces of one tensor: count, mean, m2, min, max,
         zeros, nan, +inf, -inf, diffsq (what the CPU kernel's tasks and the
-        CUDA kernel's rows write; :func:`merge` folds any number into one).  Merged in order with Chan's update.
+        CUDA kernel's rows write; :func:`merge` folds any number into one).
+        Merged in order with Chan's update.
     numel : int
         Elements of the whole tensor.
     """

@@ -16,7 +16,7 @@ import types
 import numpy as np
 import pytest
 
-from dlviz_gpu.watch import store as store_mod
+from dlviz_gpu.watch.store import schema as store_mod
 from dlviz_gpu.watch.store import (NSTATS, STAT_NAMES, ParamInfo, RunFileError, RunLockedError,
                                    RunNotFound, RunWriter, SchemaVersionError, StepRecord,
                                    open_run, run_file)
@@ -565,9 +565,9 @@ def test_the_lock_uses_msvcrt_where_fcntl_is_missing(tmp_path, monkeypatch):
     r = open_run(tmp_path / "win")
     assert r.live and len(fake.held) == 1                   # the probe found it taken
     # another process's writer (here: another descriptor, the registry bypassed)
-    fd = os.open(store_mod._lock_path(w.path), os.O_RDWR)
+    fd = os.open(store_mod.lock_path(w.path), os.O_RDWR)
     try:
-        assert store_mod._try_lock(fd) is False
+        assert store_mod.try_lock(fd) is False
     finally:
         os.close(fd)
     with pytest.raises(RunLockedError, match="already being written"):

@@ -496,3 +496,11 @@ def test_bins_fixed_per_run_and_odd_paths(tmp_path):
     with open_run(store) as run:
         assert run.name == "a dir #1?x" and run.steps().tolist() == [0]
         assert run.histograms(0, "weight")[1].counts.shape == (1, B)
+
+
+def test_the_run_records_the_version_of_dlviz_that_wrote_it(tmp_path):
+    import dlviz_gpu
+
+    with RunWriter(tmp_path / "v", config={"bins": B}) as w:
+        w.define_params(fresh_params())
+    assert open_run(tmp_path / "v").meta["dlviz_version"] == dlviz_gpu.__version__
