@@ -28,6 +28,7 @@ from ..aggregate import rasterize
 from ..checks import check_size
 from ..tensors import as_matrix
 from . import style
+from .zoom import ZoomView
 
 #: Values of ``agg``.
 AGGS = ("mean", "min", "max", "extremum", "std", "count", "nan_count")
@@ -182,7 +183,7 @@ class SharedWindows:
 SHARED = SharedWindows()
 
 
-class MatrixView:
+class MatrixView(ZoomView):
     """The state behind one heatmap: the tensor, its colour policy, the last window.
 
     Build one with :func:`heatmap`; :meth:`element` renders any window as a
@@ -215,9 +216,7 @@ class MatrixView:
         self.backend = backend
         self.rows, self.cols = self.matrix.shape
         self.label = style.label(label or "tensor")   # names are data (style.label)
-        self.updates = 0
-        self.last: dict = {}
-        self._lock = threading.Lock()
+        super().__init__((700, 500))
         self._cmap_arg = cmap
         self._overview()
 
@@ -335,15 +334,13 @@ class MatrixView:
             else:
                 shared = True
             out["planes"] = dict(planes)
-        with self._lock:
-            self.updates += 1
-            self.last = {"window": None if win is None else win[:2],
-                         "canvas": None if win is None else win[2:],
-                         "cells": 0 if win is None else
-                         (win[0][1] - win[0][0]) * (win[1][1] - win[1][0]),
-                         "bytes": sum(p.nbytes for p in out["planes"].values()),
-                         "seconds": time.perf_counter() - t0,
-                         "shared": shared}
+        self.record({"window": None if win is None else win[:2],
+                     "canvas": None if win is None else win[2:],
+                     "cells": 0 if win is None else
+                     (win[0][1] - win[0][0]) * (win[1][1] - win[1][0]),
+                     "bytes": sum(p.nbytes for p in out["planes"].values()),
+                     "seconds": time.perf_counter() - t0,
+                     "shared": shared})
         return out
 
     def _planes(self, win) -> dict:
@@ -409,6 +406,10 @@ class MatrixView:
         bounds = (x0, y0, x1, y1)
         self._geometry = (bounds, w, h)
         return hv.Image(data, bounds=bounds, kdims=kdims, vdims=vdims, label=self.label)
+
+    def zoom(self, x_range, y_range, width, height, scale=1.0):
+        """The picture of one zoom or resize (the DynamicMap's callback)."""
+        return self.element(x_range, y_range, width or self.frame[0], height or self.frame[1])
 
     def _hook(self, plot, element) -> None:
         """Give the hover's row / column formatters this frame's canvas geometry."""
@@ -598,25 +599,14 @@ def heatmap(tensor, agg: str = "mean", cmap=None, norm: str = "linear", clim=Non
         Composes with ``+`` and ``*``.  ``.view`` (set on the DynamicMap) is
         the :class:`MatrixView` with the update counter and the last window.
     """
-    hv = style.ensure_bokeh()
+    style.ensure_bokeh()
     width = check_size(width, "width")
     height = check_size(height, "height")
     view = MatrixView(tensor, agg=agg, cmap=cmap, norm=norm, clim=clim, layout=layout,
                       backend=backend, nan=nan, hover=hover, pixel_ratio=pixel_ratio,
                       label=label)
+    view.frame = (width, height)
     if not dynamic:
         img = view.element(width=width, height=height)
         return img.opts(backend="bokeh", **view.opts(width, height))
-
-    def callback(x_range, y_range, width, height, scale=1.0):
-        return view.element(x_range, y_range, width or frame[0], height or frame[1])
-
-    frame = (width, height)
-    streams = [hv.streams.RangeXY(), hv.streams.PlotSize()]
-    # HoloViews keeps the last 500 frames of a DynamicMap by default, keyed by the
-    # stream values: every zoom's planes (7 MB at the default size) would stay in
-    # memory for the session's life, and a zoomed range is never asked twice
-    dmap = hv.DynamicMap(callback, streams=streams, cache_size=1)
-    dmap = dmap.opts(backend="bokeh", **view.opts(width, height))
-    dmap.view = view
-    return dmap
+    return view.dynamic(view.opts(width, height))

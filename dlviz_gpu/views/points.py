@@ -18,7 +18,6 @@ visible; it changes only the colour plane, never the numbers the hover shows.
 from __future__ import annotations
 
 import math
-import threading
 import time
 import warnings
 
@@ -28,6 +27,7 @@ from ..points import rasterize_points
 from ..checks import check_size
 from . import style
 from .matrix import ZOOM_LOD, prompt_ranges
+from .zoom import ZoomView
 
 #: Values of ``agg``.
 AGGS = ("count", "sum", "mean", "min", "max")
@@ -171,7 +171,7 @@ def spread_plane(colour: np.ndarray, filled: np.ndarray, px: int, how: str,
     return np.where(filled, colour, near).astype(colour.dtype, copy=False)
 
 
-class PointsView:
+class PointsView(ZoomView):
     """The state behind one scatter: the columns, the colour policy, the last window.
 
     Build one with :func:`scatter`; :meth:`element` renders any window and is
@@ -225,10 +225,7 @@ class PointsView:
         self.labels = self._check_labels(labels, names)
         self.backend = backend
         self.label = style.label(label or ("points" if not self.has_value else "value"))
-        self._frame = (700, 500)
-        self.updates = 0
-        self.last: dict = {}
-        self._lock = threading.Lock()
+        super().__init__((700, 500))
         self._cmap_arg = cmap
         self._overview()
 
@@ -385,12 +382,13 @@ class PointsView:
             out = {"window": win, "planes": {"colour": colour, **planes}, "spread": px}
         nbytes = sum(p.nbytes for p in out["planes"].values()) + (
             out["rgba"].nbytes if "rgba" in out else 0)
-        with self._lock:
-            self.updates += 1
-            self.last = {"window": win[:2], "canvas": win[2:], "points": int(total.sum()),
-                         "spread": px, "bytes": nbytes,
-                         "seconds": time.perf_counter() - t0}
+        self.record({"window": win[:2], "canvas": win[2:], "points": int(total.sum()),
+                     "spread": px, "bytes": nbytes, "seconds": time.perf_counter() - t0})
         return out
+
+    def zoom(self, x_range, y_range, width, height, scale=1.0):
+        """The picture of one zoom or resize (the DynamicMap's callback)."""
+        return self.element(x_range, y_range, width or self.frame[0], height or self.frame[1])
 
     def _colour(self, r, total, filled, px) -> np.ndarray:
         """The colour plane: the agg statistic, spread, NaN where nothing is drawn."""
@@ -474,7 +472,7 @@ class PointsView:
         fields = self.hover_fields()
         tips, formatters = self._tooltips(first=None if not self.has_category else "count")
         planes = res["planes"]
-        frame = dict(frame_width=self._frame[0], frame_height=self._frame[1])
+        frame = dict(frame_width=self.frame[0], frame_height=self.frame[1])
         if not self.has_category:
             limits = self._limits(planes["count"])
             # a range on the colour dimension also spares HoloViews a NaN-range pass
@@ -621,25 +619,15 @@ def scatter(x, y=None, value=None, category=None, agg: str | None = None, cmap=N
         names), a value ``agg`` without ``value``, ``x`` of the wrong shape,
         columns of different lengths, bad category codes or too few ``labels``.
     """
-    hv = style.ensure_bokeh()
+    style.ensure_bokeh()
     width = check_size(width, "width")
     height = check_size(height, "height")
     view = PointsView(x, y, value=value, category=category, agg=agg, cmap=cmap, norm=norm,
                       clim=clim, spread=spread, labels=labels, backend=backend, label=label)
-    view._frame = (width, height)
+    view.frame = (width, height)
     if not dynamic:
         return view.element(width=width, height=height)
-
-    def callback(x_range, y_range, width, height, scale=1.0):
-        return view.element(x_range, y_range, width or frame[0], height or frame[1])
-
-    frame = (width, height)
-    # one frame kept, not HoloViews' default 500: each zoom's planes would stay in
-    # memory for the session's life (a zoomed range is never asked twice)
-    dmap = hv.DynamicMap(callback, streams=[hv.streams.RangeXY(), hv.streams.PlotSize()],
-                         cache_size=1)
-    dmap.view = view
-    return dmap
+    return view.dynamic()
 
 
 __all__ = ["scatter", "PointsView", "AGGS", "spread_px", "spread_plane"]

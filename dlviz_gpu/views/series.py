@@ -16,7 +16,6 @@ counted in the title.
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -24,6 +23,7 @@ import numpy as np
 from ..checks import check_flag, check_size, check_smoothing
 from ..series import Decimator
 from . import style
+from .zoom import ZoomView
 
 #: Line colour when ``color=None``.
 DEFAULT_COLOR = "#1f77b4"
@@ -42,7 +42,7 @@ def _check_color(color) -> str:
     return color
 
 
-class CurveView:
+class CurveView(ZoomView):
     """The state behind one curve: the decimators, the totals, the last window.
 
     Build one with :func:`curve`; :meth:`element` renders any window and is what
@@ -61,6 +61,9 @@ class CurveView:
         The raw series, and its moving average (None without smoothing).
     """
 
+    #: a series zooms along its steps only
+    STREAMS = ("RangeX", "PlotSize")
+
     def __init__(self, y, x=None, smoothing: float = 0.0, logy: bool = False, color=None,
                  backend: str = "auto", label: str | None = None):
         self.smoothing = check_smoothing(smoothing)
@@ -75,10 +78,7 @@ class CurveView:
                        if self.smoothing else None)
         self.n = self.raw.n
         self.extent = self.raw.x_extent
-        self._frame = (900, 300)
-        self.updates = 0
-        self.last: dict = {}
-        self._lock = threading.Lock()
+        super().__init__((900, 300))
         # one pass over the whole series: how many samples are NaN / inf
         d = self.raw.decimate(1, self.extent)
         self.finite = int(d["count"].sum())
@@ -116,12 +116,10 @@ class CurveView:
         cols = np.flatnonzero(nan)
         out["nan"] = (np.asarray(d["x"])[cols], nan[cols])
         vertices = sum(out[k][0].size for k in ("raw", "smoothed") if k in out)
-        with self._lock:
-            self.updates += 1
-            self.last = {"window": (x0, x1), "canvas": (w, self._frame[1]),
-                         "vertices": int(vertices), "nan_columns": int(cols.size),
-                         "bytes": int(vertices * (24 if self.has_x else 16) + cols.size * 16),
-                         "seconds": time.perf_counter() - t0}
+        self.record({"window": (x0, x1), "canvas": (w, self.frame[1]),
+                     "vertices": int(vertices), "nan_columns": int(cols.size),
+                     "bytes": int(vertices * (24 if self.has_x else 16) + cols.size * 16),
+                     "seconds": time.perf_counter() - t0})
         return out
 
     # -- HoloViews ------------------------------------------------------------------
@@ -148,6 +146,10 @@ class CurveView:
                       hover_formatters={"@{step}": "printf", "@{y}": "printf"},
                       hover_mode="vline", **style)
 
+    def zoom(self, x_range, width, height, scale=1.0):
+        """The picture of one zoom or resize (the DynamicMap's callback)."""
+        return self.element(x_range, width or self.frame[0])
+
     def element(self, x_range=None, width=None):
         """The ``hv.Overlay`` of one window: raw line, smoothed line, NaN marks."""
         hv = style.ensure_bokeh()
@@ -160,8 +162,8 @@ class CurveView:
         # the window is the step axis' range (framewise: the y axis follows the
         # visible data, and x stays exactly where the user put it)
         layers[0] = layers[0].redim.range(step=(x0, x1))
-        layers[0] = layers[0].opts(backend="bokeh", frame_width=self._frame[0],
-                                   frame_height=self._frame[1], title=self.title(),
+        layers[0] = layers[0].opts(backend="bokeh", frame_width=self.frame[0],
+                                   frame_height=self.frame[1], title=self.title(),
                                    logy=self.logy, xlabel="step", ylabel=self.label,
                                    # a series zooms along steps only; y follows the data
                                    default_tools=["save", "reset", "xpan", "xwheel_zoom",
@@ -242,22 +244,15 @@ def curve(y, x=None, smoothing: float = 0.0, *, width: int = 900, height: int = 
     TypeError
         ``y`` / ``x`` not numeric, ``smoothing`` not a number.
     """
-    hv = style.ensure_bokeh()
+    style.ensure_bokeh()
     width = check_size(width, "width")
     height = check_size(height, "height")
     view = CurveView(y, x=x, smoothing=smoothing, logy=logy, color=color, backend=backend,
                      label=label)
-    view._frame = (width, height)
+    view.frame = (width, height)
     if not dynamic:
         return view.element(width=width)
-
-    def callback(x_range, width, height, scale=1.0):
-        return view.element(x_range, width or frame[0])
-
-    frame = (width, height)
-    dmap = hv.DynamicMap(callback, streams=[hv.streams.RangeX(), hv.streams.PlotSize()])
-    dmap.view = view
-    return dmap
+    return view.dynamic()
 
 
 __all__ = ["curve", "CurveView"]

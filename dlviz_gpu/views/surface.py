@@ -37,7 +37,6 @@ The plane is named in the title.
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -49,6 +48,7 @@ from ..checks import check_flag, check_size
 from . import style
 from .points import spread_plane
 from .trees import hex_to_rgb, class_colours, tint
+from .zoom import ZoomView
 
 #: Cell colour: ``MIN_TINT`` of the class colour (over white) when undecided,
 #: ``MAX_TINT`` when certain; the samples are drawn in the full colour.
@@ -109,7 +109,7 @@ def _spread_codes(codes: np.ndarray, filled: np.ndarray, radius: int) -> np.ndar
     return np.where(np.isfinite(out), out, -1).astype(np.int64)
 
 
-class SurfaceView:
+class SurfaceView(ZoomView):
     """The state behind one decision surface: model, plane, samples, colours, last window.
 
     Build one with :func:`decision_surface` (or directly, for numbers without
@@ -167,9 +167,7 @@ class SurfaceView:
                               zip(self.xy.min(axis=0), self.xy.max(axis=0))]
         self.bounds = ((x0, x1), (y0, y1))
         self.extent = tuple(self._pad(lo, hi) for lo, hi in self.bounds)
-        self.updates = 0
-        self.last: dict = {}
-        self._lock = threading.Lock()
+        super().__init__((self.width, self.height))
         self._cache = None
 
     @staticmethod
@@ -374,11 +372,13 @@ class SurfaceView:
         out = {"grid": g, "rgb": img, "count": count}
         if self.nb is not None:
             out["densities"] = self._density_paths(g)
-        with self._lock:
-            self.updates += 1
-            self.last = {"window": (g.x_range, g.y_range), "canvas": (g.x.size, g.y.size),
-                         "seconds": time.perf_counter() - t0, "model_seconds": g.seconds}
+        self.record({"window": (g.x_range, g.y_range), "canvas": (g.x.size, g.y.size),
+                     "seconds": time.perf_counter() - t0, "model_seconds": g.seconds})
         return out
+
+    def zoom(self, x_range, y_range, width, height, scale=1.0):
+        """The picture of one zoom or resize (the DynamicMap's callback)."""
+        return self.element(x_range, y_range, width or self.frame[0], height or self.frame[1])
 
     def title(self) -> str:
         m = self.model
@@ -529,20 +529,14 @@ def decision_surface(estimator, X, y=None, features=(0, 1), plane: str = "median
     ImportError
         scikit-learn missing (``pip install "dlviz_gpu[sklearn]"``).
     """
-    hv = style.ensure_bokeh()
+    style.ensure_bokeh()
     view = SurfaceView(estimator, X, y=y, features=features, plane=plane, response=response,
                        support_vectors=support_vectors, densities=densities,
                        class_names=class_names, feature_names=feature_names,
                        pixel_ratio=pixel_ratio, width=width, height=height, hover=hover)
     if not dynamic:
         return view.element()
-
-    def callback(x_range, y_range, width, height, scale=1.0):
-        return view.element(x_range, y_range, width or view.width, height or view.height)
-
-    dmap = hv.DynamicMap(callback, streams=[hv.streams.RangeXY(), hv.streams.PlotSize()])
-    dmap.view = view
-    return dmap
+    return view.dynamic()
 
 
 __all__ = ["decision_surface", "SurfaceView", "cell_centres", "MIN_TINT", "MAX_TINT"]

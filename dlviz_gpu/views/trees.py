@@ -30,7 +30,6 @@ the scatter uses for categories), lighter the more mixed the node is
 
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 
@@ -38,6 +37,7 @@ from ..estimators import final_step, tree_layout, tree_nodes
 from ..names import display
 from ..checks import check_size
 from . import style
+from .zoom import ZoomView
 
 #: Text labels appear once at most this many nodes are in view.
 LABEL_LIMIT = 48
@@ -85,7 +85,7 @@ def _fmt(v: float) -> str:
     return style.format_value(float(v))
 
 
-class TreeView:
+class TreeView(ZoomView):
     """The state behind one tree picture: nodes, layout, colours and hover columns.
 
     Attributes
@@ -102,6 +102,9 @@ class TreeView:
         How many windows the label layer was built for.
     """
 
+    #: the labels follow the window; the tree's size does not depend on the frame
+    STREAMS = ("RangeXY",)
+
     def __init__(self, estimator, tree_index=0, max_depth=None, feature_names=None,
                  class_names=None, width=900, height=600):
         self.width = check_size(width, "width")
@@ -109,9 +112,8 @@ class TreeView:
         self.nodes = tree_nodes(estimator, tree_index, feature_names=feature_names,
                                 class_names=class_names)
         self.layout = tree_layout(self.nodes, max_depth)
-        self.updates = 0
-        self.last: dict = {}
-        self._lock = threading.Lock()
+        super().__init__((self.width, self.height))
+        self._base = None
         self._colour()
         self._columns()
 
@@ -271,15 +273,19 @@ class TreeView:
             inside &= (y >= lo) & (y <= hi)
         n_in = int(inside.sum())
         show = inside if n_in <= LABEL_LIMIT else np.zeros_like(inside)
-        with self._lock:
-            self.updates += 1
-            self.last = {"window": (x_range, y_range), "in_view": n_in,
-                         "labels": int(show.sum())}
+        self.record({"window": (x_range, y_range), "in_view": n_in, "labels": int(show.sum())})
         lab = hv.Labels((x[show], y[show] + 0.3, self.text[show]),
                         kdims=[hv.Dimension("x", label="x"), hv.Dimension("y", label="depth")],
                         vdims=["text"])
         return lab.opts(backend="bokeh", text_font_size="8pt", text_color="#202020",
                         text_baseline="top")
+
+    def zoom(self, x_range, y_range):
+        """The tree with the labels of the nodes in the window (the DynamicMap's callback);
+        the dots and edges are built once."""
+        if self._base is None:
+            self._base = self.base()
+        return self._base * self.labels(x_range, y_range)
 
     def opts(self) -> dict:
         lay = self.layout
@@ -332,21 +338,12 @@ def tree(estimator, tree_index=0, max_depth: int | None = None, feature_names=No
     ImportError
         scikit-learn missing (``pip install "dlviz_gpu[sklearn]"``).
     """
-    hv = style.ensure_bokeh()
+    style.ensure_bokeh()
     view = TreeView(estimator, tree_index, max_depth, feature_names, class_names, width,
                     height)
-    base = view.base()
-    opts = view.opts()
     if not dynamic:
-        return (base * view.labels()).opts(backend="bokeh", **opts)
-
-    def callback(x_range, y_range):
-        return base * view.labels(x_range, y_range)
-
-    dmap = hv.DynamicMap(callback, streams=[hv.streams.RangeXY()])
-    dmap = dmap.opts(backend="bokeh", **opts)
-    dmap.view = view
-    return dmap
+        return (view.base() * view.labels()).opts(backend="bokeh", **view.opts())
+    return view.dynamic(view.opts())
 
 
 # --------------------------------------------------------------------------

@@ -18,6 +18,7 @@ safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
 import dlviz_gpu as dv  # noqa: E402
 from dlviz_gpu import models  # noqa: E402
+from dlviz_gpu.views.zoom import ZoomView  # noqa: E402
 from dlviz_gpu.tensors import as_matrix  # noqa: E402
 from dlviz_gpu.views import matrix as M  # noqa: E402
 
@@ -165,21 +166,44 @@ def test_zooms_reach_the_server_promptly():
         assert ranges and all(c.debounce is None for c in ranges)
 
 
+def _surface():
+    pytest.importorskip("sklearn")
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.random.default_rng(1).random((100, 2))
+    y = (X[:, 0] > X[:, 1]).astype(int)
+    return dv.decision_surface(LogisticRegression().fit(X, y), X, y, width=60, height=40)
+
+
+def _tree():
+    pytest.importorskip("sklearn")
+    from sklearn.tree import DecisionTreeClassifier
+
+    X = np.random.default_rng(1).random((100, 2))
+    return dv.tree(DecisionTreeClassifier(max_depth=4).fit(X, X[:, 0] > 0.5))
+
+
 @pytest.mark.parametrize("make", [
     lambda: dv.heatmap(np.random.default_rng(1).random((200, 300)), width=60, height=40),
     lambda: dv.scatter(np.random.default_rng(1).random((5000, 2)), width=60, height=40),
-])
+    lambda: dv.curve(np.random.default_rng(1).random(5000), width=60, height=40),
+    _surface, _tree,
+], ids=["heatmap", "scatter", "curve", "decision_surface", "tree"])
 def test_a_zoomable_view_keeps_only_its_current_frame(make):
     """Every zoom's planes used to stay in the DynamicMap's cache (500 frames by default)."""
     import holoviews as hv
 
     dmap = make()
     hv.renderer("bokeh").get_plot(dmap)
-    rng = next(s for s in dmap.streams if isinstance(s, hv.streams.RangeXY))
+    rng = next(s for s in dmap.streams if isinstance(s, (hv.streams.RangeXY, hv.streams.RangeX)))
     for k in range(6):
-        rng.event(x_range=(0.01 * k, 0.5 + 0.01 * k), y_range=(0.02 * k, 0.4 + 0.02 * k))
+        window = {"x_range": (0.01 * k, 0.5 + 0.01 * k)}
+        if isinstance(rng, hv.streams.RangeXY):
+            window["y_range"] = (0.02 * k, 0.4 + 0.02 * k)
+        rng.event(**window)
     assert dmap.view.updates >= 6
     assert len(dmap.data) <= 1
+    assert isinstance(dmap.view, ZoomView)
 
 
 def _run_apart(coroutine_function):
