@@ -579,3 +579,88 @@ def progress(total: int, desc: str):
     except ImportError:
         return _NoBar(total, desc)
     return tqdm(total=total, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+# --------------------------------------------------------------------------
+# The harness every CPU suite runs its rows through
+# --------------------------------------------------------------------------
+
+def available_bytes() -> int | None:
+    """Memory available to this process (psutil), or None where psutil is missing."""
+    try:
+        import psutil
+
+        return psutil.virtual_memory().available
+    except Exception:
+        return None
+
+
+def free_memory() -> None:
+    """Collect garbage between rows, so one row's leftovers do not count in the next."""
+    import gc
+
+    gc.collect()
+
+
+def run_steps(steps, desc: str) -> list[Row]:
+    """Run ``(label, step)`` pairs in order under a progress bar.
+
+    Memory is collected before each step; a step returns a :class:`Row` or a
+    list of them, and one that raises becomes an error row with its traceback
+    (one failed row must not lose the others).  Each row records the RSS after
+    its step.
+    """
+    import traceback
+
+    rows: list[Row] = []
+    bar = progress(len(steps), desc)
+    for label, step in steps:
+        bar.set_postfix_str(label)
+        free_memory()
+        try:
+            out = step()
+        except Exception as exc:
+            out = Row(label, error=f"{type(exc).__name__}: {exc}",
+                      extra={"traceback": traceback.format_exc()})
+        for row in (out if isinstance(out, list) else [out]):
+            row.extra["rss_after_mib"] = rss_mib()
+            rows.append(row)
+        bar.update(1)
+    bar.close()
+    return rows
+
+
+def print_summary(rows: list[Row], title: str, cfg: dict, ctx: dict, wall: float,
+                  first: str = "") -> tuple[str, str]:
+    """Print a suite's table (with ``cfg["size_note"]`` under the title) and its footer line.
+
+    Returns
+    -------
+    table, footer : str
+    """
+    if cfg.get("size_note"):
+        title += f"\n  NOTE: {cfg['size_note']}"
+    table = format_table(rows, title)
+    footer = (f"{first}probe {ctx.get('probe_gbps', float('nan')):.2f} GB/s; "
+              f"total {wall:.1f} s; peak RSS {peak_rss_mib():.0f} MiB")
+    print(table)
+    print(footer)
+    return table, footer
+
+
+def suite_payload(suite: str, *, stamp: str, cfg: dict, found: str, load0, ctx: dict,
+                  rows: list[Row], wall: float, table: str, modules, definitions: dict,
+                  **extra) -> dict:
+    """The JSON a CPU suite writes: its settings, the machine, every row and its ratios."""
+    payload = {
+        "suite": suite, "started": stamp, "config": cfg, "machine": machine_info(modules),
+        "package": found, "loadavg_start": load0, "loadavg_end": loadavg(),
+        "probe_gbps": ctx.get("probe_gbps"), "generate_s": ctx.get("generate_s"),
+        "rows": [r.as_dict() for r in rows],
+        "ratios": {r.name: {"value": r.value, "metric": r.metric, "passed": r.passed}
+                   for r in rows if r.value is not None},
+        "definitions": definitions,
+    }
+    payload.update(extra)
+    payload.update({"wall_s": wall, "peak_rss_mib": peak_rss_mib(), "table": table})
+    return payload

@@ -19,17 +19,15 @@ on disk after the first run).  Nothing here asserts a timing.
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 import time
-import traceback
 
 import numpy as np
 
-from ._common import (PeakMemory, Row, bandwidth_probe, best_of, ensure_dlviz, format_table,
-                      loadavg, machine_info, peak_rss_mib, rss_mib, progress, random_matrix, timestamp,
-                      write_json)
+from ._common import (available_bytes, bandwidth_probe, best_of, ensure_dlviz, free_memory,
+                       loadavg, PeakMemory, print_summary, random_matrix, Row, run_steps,
+                       suite_payload, timestamp, write_json)
 
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -46,20 +44,12 @@ GOALS = {
 }
 
 
-def _available_bytes():
-    try:
-        import psutil
-
-        return psutil.virtual_memory().available
-    except Exception:
-        return None
-
 
 def _settings(quick: bool, size: int | None, repeats: int | None) -> dict:
     note = ""
     if size is None:
         size = SIZE
-        avail = _available_bytes()
+        avail = available_bytes()
         # the 1 GiB array, the model's copies and room to spare
         if avail is not None and avail < 4 * 2 ** 30:
             size = 1 << 26
@@ -74,9 +64,6 @@ def _settings(quick: bool, size: int | None, repeats: int | None) -> dict:
             "baseline_repeats": 2 if quick else 3,
             "numpy_slice": min(NUMPY_SLICE, size), "quick": quick, "size_note": note}
 
-
-def _free():
-    gc.collect()
 
 
 def _model(a: np.ndarray, rng) -> tuple[dict, int]:
@@ -250,7 +237,7 @@ def run(quick: bool = False, out_dir: str = DEFAULT_OUT, size: int | None = None
         def go():
             fn = ours(a, **kw)
             fn()
-            _free()
+            free_memory()
             with PeakMemory() as pm:
                 t0 = time.perf_counter()
                 out = fn()
@@ -269,50 +256,21 @@ def run(quick: bool = False, out_dir: str = DEFAULT_OUT, size: int | None = None
              ("model", model_row),
              ("memory linear", memory_row("linear, range given", bins=BINS, range=RANGE)),
              ("memory auto", memory_row("range=None", bins=BINS))]
-    bar = progress(len(steps), "hist")
-    for label, step in steps:
-        bar.set_postfix_str(label)
-        _free()
-        try:
-            row = step()
-        except Exception as exc:  # one failed row must not lose the others
-            row = Row(label, error=f"{type(exc).__name__}: {exc}",
-                      extra={"traceback": traceback.format_exc()})
-        row.extra["rss_after_mib"] = rss_mib()
-        rows.append(row)
-        bar.update(1)
-    bar.close()
+    rows.extend(run_steps(steps, "hist"))
     del a
-    _free()
+    free_memory()
 
     wall = time.perf_counter() - wall0
     title = (f"dlviz_gpu hist benchmark: {n} float32 -> {BINS} bins, best of {R}"
              + (" [quick]" if quick else ""))
-    if cfg["size_note"]:
-        title += f"\n  NOTE: {cfg['size_note']}"
-    table = format_table(rows, title)
-    footer = (f"probe {ctx.get('probe_gbps', float('nan')):.2f} GB/s; total {wall:.1f} s; "
-              f"peak RSS {peak_rss_mib():.0f} MiB")
-    print(table)
-    print(footer)
-
+    table, _ = print_summary(rows, title, cfg, ctx, wall)
     import numba
 
-    payload = {
-        "suite": "hist",
-        "started": stamp,
-        "config": cfg,
-        "machine": machine_info(("numpy", "numba", "torch")),
-        "numba_threads": numba.get_num_threads(),
-        "package": found,
-        "loadavg_start": load0,
-        "loadavg_end": loadavg(),
-        "probe_gbps": ctx.get("probe_gbps"),
-        "generate_s": ctx.get("generate_s"),
-        "rows": [r.as_dict() for r in rows],
-        "ratios": {r.name: {"value": r.value, "metric": r.metric, "passed": r.passed}
-                   for r in rows if r.value is not None},
-        "definitions": {
+    payload = suite_payload(
+        "hist", stamp=stamp, cfg=cfg, found=found, load0=load0, ctx=ctx, rows=rows,
+        wall=wall, table=table, modules=("numpy", "numba", "torch"),
+        numba_threads=numba.get_num_threads(),
+        definitions={
             "time": "best of N wall-clock calls after one warm-up call; each call returns "
                     "the finished Histogram",
             "GB/s": "input bytes read / time (1e9 bytes)",
@@ -320,11 +278,7 @@ def run(quick: bool = False, out_dir: str = DEFAULT_OUT, size: int | None = None
                        "1 = the streaming rate, the goal is <= 2",
             "x ours": "NumPy time (measured on a slice, scaled to the whole array) / our time",
             "MiB": "peak RSS during the call minus RSS before it",
-        },
-        "wall_s": wall,
-        "peak_rss_mib": peak_rss_mib(),
-        "table": table,
-    }
+        })
     path = write_json(out_dir, "hist", payload, stamp)
     print(f"wrote {path}")
     return payload

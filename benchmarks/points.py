@@ -23,17 +23,15 @@ Nothing here asserts a timing.
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 import time
-import traceback
 
 import numpy as np
 
-from ._common import (PeakMemory, Row, bandwidth_probe, best_of, ensure_dlviz, format_table,
-                      loadavg, machine_info, peak_rss_mib, rss_mib, progress, random_matrix, timestamp,
-                      write_json)
+from ._common import (available_bytes, bandwidth_probe, best_of, ensure_dlviz, free_memory,
+                       loadavg, PeakMemory, print_summary, random_matrix, Row, run_steps,
+                       suite_payload, timestamp, write_json)
 
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -51,20 +49,12 @@ GOALS = {
 }
 
 
-def _available_bytes():
-    try:
-        import psutil
-
-        return psutil.virtual_memory().available
-    except Exception:
-        return None
-
 
 def _settings(quick: bool, size: int | None, repeats: int | None) -> dict:
     note = ""
     if size is None:
         size = SIZE
-        avail = _available_bytes()
+        avail = available_bytes()
         # 13 bytes a point, plus Datashader's and our planes, with room to spare
         if quick and avail is not None and avail < 4 * 2 ** 30:
             size = QUICK_SMALL
@@ -78,9 +68,6 @@ def _settings(quick: bool, size: int | None, repeats: int | None) -> dict:
             "baseline_repeats": max(1, reps - 1) if quick else 5,
             "hist_sample": int(min(HIST_SAMPLE, size)), "quick": quick, "size_note": note}
 
-
-def _free():
-    gc.collect()
 
 
 def _codes(n: int, seed: int) -> np.ndarray:
@@ -233,7 +220,7 @@ def run(quick: bool = False, out_dir: str = DEFAULT_OUT, size: int | None = None
     def memory_row(label, fn):
         def go():
             fn()
-            _free()
+            free_memory()
             with PeakMemory() as pm:
                 t0 = time.perf_counter()
                 out = fn()
@@ -277,57 +264,31 @@ def run(quick: bool = False, out_dir: str = DEFAULT_OUT, size: int | None = None
         ("memory cat", memory_row(f"extra memory, count_cat {K}",
                                   ours("count_cat", category=c))),
     ]
-    bar = progress(len(steps), "points")
-    for label, step in steps:
-        bar.set_postfix_str(label)
-        _free()
-        try:
-            row = step()
-        except Exception as exc:  # one failed row must not lose the others
-            row = Row(label, error=f"{type(exc).__name__}: {exc}",
-                      extra={"traceback": traceback.format_exc()})
-        row.extra["rss_after_mib"] = rss_mib()
-        rows.append(row)
-        bar.update(1)
-    bar.close()
+    rows.extend(run_steps(steps, "points"))
     # ours all stats vs datashader mean, for the record
     if ctx.get("t_all") and any(r.name == "datashader points mean" and r.time_s for r in rows):
         ds_mean = next(r.time_s for r in rows if r.name == "datashader points mean")
         ctx["datashader_mean_over_ours_all"] = ds_mean / ctx["t_all"]
     state.clear()
     del x, y, v, c
-    _free()
+    free_memory()
 
     wall = time.perf_counter() - wall0
     title = (f"dlviz_gpu points benchmark: {n:.3g} float32 points (+ value, + int8 codes) -> "
              f"{W} x {H}, best of {R}" + (" [quick]" if quick else ""))
-    if cfg["size_note"]:
-        title += f"\n  NOTE: {cfg['size_note']}"
-    table = format_table(rows, title)
-    extra_line = ""
+    first = ""
     if "datashader_mean_over_ours_all" in ctx:
-        extra_line = (f"datashader mean / ours with every value statistic: "
-                      f"{ctx['datashader_mean_over_ours_all']:.2f}x; ")
-    footer = (f"{extra_line}probe {ctx.get('probe_gbps', float('nan')):.2f} GB/s; "
-              f"total {wall:.1f} s; peak RSS {peak_rss_mib():.0f} MiB")
-    print(table)
-    print(footer)
-
-    payload = {
-        "suite": "points",
-        "started": stamp,
-        "config": cfg,
-        "machine": machine_info(("numpy", "numba", "datashader", "pandas", "xarray")),
-        "package": found,
-        "loadavg_start": load0,
-        "loadavg_end": loadavg(),
-        "probe_gbps": ctx.get("probe_gbps"),
-        "generate_s": ctx.get("generate_s"),
-        "datashader_mean_over_ours_all": ctx.get("datashader_mean_over_ours_all"),
-        "rows": [r.as_dict() for r in rows],
-        "ratios": {r.name: {"value": r.value, "metric": r.metric, "passed": r.passed}
-                   for r in rows if r.value is not None},
-        "definitions": {
+        first = (f"datashader mean / ours with every value statistic: "
+                 f"{ctx['datashader_mean_over_ours_all']:.2f}x; ")
+    table, footer = print_summary(rows, title, cfg, ctx, wall, first=first)
+    payload = suite_payload(
+        "points", stamp=stamp, cfg=cfg, found=found, load0=load0, ctx=ctx, rows=rows,
+        wall=wall, table=table, modules=("numpy", "numba", "datashader", "pandas", "xarray"),
+        datashader_mean_over_ours_all=ctx.get("datashader_mean_over_ours_all"),
+        data="x, y, value: bell-shaped pseudo-random float32 (sum of four uniforms, "
+             "mean 0, std 1); category: int8 codes 0..9, about uniform",
+        footer=footer,
+        definitions={
             "time": "best of N wall-clock calls after one warm-up call; each call returns "
                     "finished host arrays",
             "GB/s": "input bytes read / time (1e9 bytes): x and y, plus the value or the "
@@ -336,14 +297,7 @@ def run(quick: bool = False, out_dir: str = DEFAULT_OUT, size: int | None = None
             "x ours": "baseline time / our time on the same data (speed-up of ours)",
             "x count": "time / time of our count with an explicit window",
             "MiB": "peak RSS during the call minus RSS before it",
-        },
-        "data": "x, y, value: bell-shaped pseudo-random float32 (sum of four uniforms, "
-                "mean 0, std 1); category: int8 codes 0..9, about uniform",
-        "wall_s": wall,
-        "peak_rss_mib": peak_rss_mib(),
-        "table": table,
-        "footer": footer,
-    }
+        })
     path = write_json(out_dir, "points", payload, stamp)
     print(f"wrote {path}")
     return payload

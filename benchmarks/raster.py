@@ -18,17 +18,15 @@ warm-up call (which absorbs JIT compilation).  Nothing here asserts a timing.
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 import time
-import traceback
 
 import numpy as np
 
-from ._common import (PeakMemory, Row, bandwidth_probe, best_of, ensure_dlviz, format_table,
-                      loadavg, machine_info, peak_rss_mib, rss_mib, progress, random_matrix, timestamp,
-                      write_json)
+from ._common import (available_bytes, bandwidth_probe, best_of, ensure_dlviz, free_memory,
+                       loadavg, PeakMemory, print_summary, random_matrix, Row, run_steps,
+                       suite_payload, timestamp, write_json)
 
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -52,7 +50,7 @@ def _settings(quick: bool, size: int | None, repeats: int | None) -> dict:
     if size is None:
         size = SIZE
         if quick:
-            avail = _available_bytes()
+            avail = available_bytes()
             # the 1 GiB matrix plus two 0.5 GiB half-precision copies, with room to spare
             if avail is not None and avail < 4 * 2 ** 30:
                 size = 8192
@@ -67,17 +65,6 @@ def _settings(quick: bool, size: int | None, repeats: int | None) -> dict:
             "quick": quick, "size_note": note}
 
 
-def _available_bytes():
-    try:
-        import psutil
-
-        return psutil.virtual_memory().available
-    except Exception:
-        return None
-
-
-def _free():
-    gc.collect()
 
 
 def run(quick: bool = False, out_dir: str = DEFAULT_OUT, size: int | None = None,
@@ -209,7 +196,7 @@ def run(quick: bool = False, out_dir: str = DEFAULT_OUT, size: int | None = None
                 t = best_of(ours(x, "mean"), R)
             finally:
                 del x
-                _free()
+                free_memory()
             base = ctx.get("t_mean")
             return Row(name, t.best, (nbytes // 2) / t.best / 1e9,
                        base / t.best if base else None, "x f32 el/s", GOALS["half_over_f32"],
@@ -220,7 +207,7 @@ def run(quick: bool = False, out_dir: str = DEFAULT_OUT, size: int | None = None
     def memory_row():
         fn = ours(a, None)
         fn()  # compiled already by the all-stats row; make sure
-        _free()
+        free_memory()
         with PeakMemory() as pm:
             t0 = time.perf_counter()
             out = fn()
@@ -237,47 +224,18 @@ def run(quick: bool = False, out_dir: str = DEFAULT_OUT, size: int | None = None
              ("numpy", numpy_row), ("all stats", all_row), ("zoom", zoom_row),
              ("bf16", half_row("bf16")), ("float16", half_row("f16")),
              ("memory", memory_row)]
-    bar = progress(len(steps), "raster")
-    for label, step in steps:
-        bar.set_postfix_str(label)
-        _free()
-        try:
-            row = step()
-        except Exception as exc:  # one failed row must not lose the others
-            row = Row(label, error=f"{type(exc).__name__}: {exc}",
-                      extra={"traceback": traceback.format_exc()})
-        row.extra["rss_after_mib"] = rss_mib()
-        rows.append(row)
-        bar.update(1)
-    bar.close()
+    rows.extend(run_steps(steps, "raster"))
     del a
-    _free()
+    free_memory()
 
     wall = time.perf_counter() - wall0
     title = (f"dlviz_gpu raster benchmark: {n} x {n} float32 -> {W} x {H}, best of {R}"
              + (" [quick]" if quick else ""))
-    if cfg["size_note"]:
-        title += f"\n  NOTE: {cfg['size_note']}"
-    table = format_table(rows, title)
-    footer = (f"probe {ctx.get('probe_gbps', float('nan')):.2f} GB/s; total {wall:.1f} s; "
-              f"peak RSS {peak_rss_mib():.0f} MiB")
-    print(table)
-    print(footer)
-
-    payload = {
-        "suite": "raster",
-        "started": stamp,
-        "config": cfg,
-        "machine": machine_info(("numpy", "numba", "datashader", "xarray", "torch")),
-        "package": found,
-        "loadavg_start": load0,
-        "loadavg_end": loadavg(),
-        "probe_gbps": ctx.get("probe_gbps"),
-        "generate_s": ctx.get("generate_s"),
-        "rows": [r.as_dict() for r in rows],
-        "ratios": {r.name: {"value": r.value, "metric": r.metric, "passed": r.passed}
-                   for r in rows if r.value is not None},
-        "definitions": {
+    table, _ = print_summary(rows, title, cfg, ctx, wall)
+    payload = suite_payload(
+        "raster", stamp=stamp, cfg=cfg, found=found, load0=load0, ctx=ctx, rows=rows,
+        wall=wall, table=table, modules=("numpy", "numba", "datashader", "xarray", "torch"),
+        definitions={
             "time": "best of N wall-clock calls after one warm-up call; each call returns "
                     "the finished statistic arrays",
             "GB/s": "input bytes read / time (1e9 bytes)",
@@ -287,11 +245,7 @@ def run(quick: bool = False, out_dir: str = DEFAULT_OUT, size: int | None = None
             "of full": "zoomed-window time / full-view mean time",
             "x f32 el/s": "elements per second relative to the float32 mean row",
             "MiB": "peak RSS during the call minus RSS before it",
-        },
-        "wall_s": wall,
-        "peak_rss_mib": peak_rss_mib(),
-        "table": table,
-    }
+        })
     path = write_json(out_dir, "raster", payload, stamp)
     print(f"wrote {path}")
     return payload

@@ -23,18 +23,16 @@ timing.
 
 from __future__ import annotations
 
-import gc
 import math
 import os
 import sys
 import time
-import traceback
 
 import numpy as np
 
-from ._common import (PeakMemory, Row, bandwidth_probe, best_of, ensure_dlviz, format_table,
-                      loadavg, machine_info, peak_rss_mib, rss_mib, progress, random_matrix, timestamp,
-                      write_json)
+from ._common import (bandwidth_probe, best_of, ensure_dlviz, free_memory, loadavg, PeakMemory,
+                       print_summary, random_matrix, Row, run_steps, suite_payload, timestamp,
+                       write_json)
 
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -77,9 +75,6 @@ def _coprime_at_most(limit: int, width: int) -> int:
         m -= 1
     return m
 
-
-def _free():
-    gc.collect()
 
 
 def run(quick: bool = False, out_dir: str = DEFAULT_OUT, size: int | None = None,
@@ -262,7 +257,7 @@ def run(quick: bool = False, out_dir: str = DEFAULT_OUT, size: int | None = None
             t = best_of(ours(a, x=x), max(1, R - 2))
         finally:
             del x
-            _free()
+            free_memory()
         base = ctx.get("t_raw")
         return Row("with x (int64 steps)", t.best, nbytes / t.best / 1e9,
                    t.best / base if base else None, "x raw", None,
@@ -279,7 +274,7 @@ def run(quick: bool = False, out_dir: str = DEFAULT_OUT, size: int | None = None
             t = best_of(ours(x), R)
         finally:
             del x
-            _free()
+            free_memory()
         base = ctx.get("t_raw")
         return Row("bf16 (torch tensor)", t.best, (nbytes // 2) / t.best / 1e9,
                    base / t.best if base else None, "x f32 el/s", None,
@@ -289,7 +284,7 @@ def run(quick: bool = False, out_dir: str = DEFAULT_OUT, size: int | None = None
     def memory_row():
         fn = ours(a)
         fn()
-        _free()
+        free_memory()
         with PeakMemory() as pm:
             t0 = time.perf_counter()
             out = fn()
@@ -304,48 +299,18 @@ def run(quick: bool = False, out_dir: str = DEFAULT_OUT, size: int | None = None
     steps = [("probe", probe), ("ours", ours_row), ("numpy", numpy_row),
              ("datashader", datashader_rows), ("smoothing", smooth_row), ("zoom", zoom_row),
              ("with x", x_row), ("bf16", bf16_row), ("memory", memory_row)]
-    bar = progress(len(steps), "series")
-    for label, step in steps:
-        bar.set_postfix_str(label)
-        _free()
-        try:
-            out = step()
-        except Exception as exc:  # one failed row must not lose the others
-            out = Row(label, error=f"{type(exc).__name__}: {exc}",
-                      extra={"traceback": traceback.format_exc()})
-        for row in (out if isinstance(out, list) else [out]):
-            row.extra["rss_after_mib"] = rss_mib()
-            rows.append(row)
-        bar.update(1)
-    bar.close()
+    rows.extend(run_steps(steps, "series"))
     del a
-    _free()
+    free_memory()
 
     wall = time.perf_counter() - wall0
     title = (f"dlviz_gpu series benchmark: {n:.3g} float32 samples -> {W} columns (M4), "
              f"best of {R}" + (" [quick]" if quick else ""))
-    if cfg["size_note"]:
-        title += f"\n  NOTE: {cfg['size_note']}"
-    table = format_table(rows, title)
-    footer = (f"probe {ctx.get('probe_gbps', float('nan')):.2f} GB/s; total {wall:.1f} s; "
-              f"peak RSS {peak_rss_mib():.0f} MiB")
-    print(table)
-    print(footer)
-
-    payload = {
-        "suite": "series",
-        "started": stamp,
-        "config": cfg,
-        "machine": machine_info(("numpy", "numba", "datashader", "xarray", "pandas", "torch")),
-        "package": found,
-        "loadavg_start": load0,
-        "loadavg_end": loadavg(),
-        "probe_gbps": ctx.get("probe_gbps"),
-        "generate_s": ctx.get("generate_s"),
-        "rows": [r.as_dict() for r in rows],
-        "ratios": {r.name: {"value": r.value, "metric": r.metric, "passed": r.passed}
-                   for r in rows if r.value is not None},
-        "definitions": {
+    table, _ = print_summary(rows, title, cfg, ctx, wall)
+    payload = suite_payload(
+        "series", stamp=stamp, cfg=cfg, found=found, load0=load0, ctx=ctx, rows=rows,
+        wall=wall, table=table, modules=("numpy", "numba", "datashader", "xarray", "pandas", "torch"),
+        definitions={
             "time": "best of N wall-clock calls after one warm-up call; each call returns "
                     "the finished xarray.Dataset",
             "GB/s": "input bytes read / time (1e9 bytes)",
@@ -356,11 +321,7 @@ def run(quick: bool = False, out_dir: str = DEFAULT_OUT, size: int | None = None
             "x f32 el/s": "samples per second relative to the float32 row",
             "pixels differ": "pixels where two Datashader drawings differ",
             "MiB": "peak RSS during the call minus RSS before it",
-        },
-        "wall_s": wall,
-        "peak_rss_mib": peak_rss_mib(),
-        "table": table,
-    }
+        })
     path = write_json(out_dir, "series", payload, stamp)
     print(f"wrote {path}")
     return payload
