@@ -664,3 +664,11 @@ def suite_payload(suite: str, *, stamp: str, cfg: dict, found: str, load0, ctx: 
     payload.update(extra)
     payload.update({"wall_s": wall, "peak_rss_mib": peak_rss_mib(), "table": table})
     return payload
+
+
+def correctness_row(res: dict, section: str, what: str, problems: list[str]) -> Row:
+    """Record a GPU-check section's problems in ``res[section]`` and return its pass/fail row."""
+    out = res.setdefault(section, {})
+    out["problems"] = problems
+    return Row(f"{section}: {what}", value=float(len(problems)), metric="mismatches",
+               goal=("<=", 0), note="; ".join(problems)[:300])

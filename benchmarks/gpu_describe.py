@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import Row, best_of
+from ._common import Row, best_of, correctness_row
 
 
 def _inputs(rng, kind, view, rows=9, cols=3):
@@ -82,12 +82,8 @@ def check_describe(res: dict, sim_smoke: bool = False, quick: bool = False) -> l
 
     from dlviz_gpu.kernels import line_sumsq_cpu, line_sumsq_cuda
 
-    out: dict = {}
-    res["line_sumsq"] = out
-    problems = compare(cuda)
-    out["problems"] = problems
-    rows = [Row("line_sumsq: CUDA == float64 reference", value=float(len(problems)),
-                metric="mismatches", goal=("<=", 0), note="; ".join(problems)[:300])]
+    rows = [correctness_row(res, "line_sumsq", "CUDA == float64 reference", compare(cuda))]
+    out = res["line_sumsq"]
     if sim_smoke:
         out["timing"] = "skipped under the simulator"
         return rows

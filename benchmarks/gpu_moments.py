@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import Row, best_of
+from ._common import Row, best_of, correctness_row
 
 _INEXACT = ("mean", "m2", "sumsq", "diffsq")
 
@@ -96,12 +96,8 @@ def check_moments(res: dict, sim_smoke: bool = False, quick: bool = False) -> li
 
     from dlviz_gpu.kernels import moments_cpu, moments_cuda
 
-    out: dict = {}
-    res["moments"] = out
-    problems = compare(cuda)
-    out["problems"] = problems
-    rows = [Row("moments: CUDA == float64 reference", value=float(len(problems)),
-                metric="mismatches", goal=("<=", 0), note="; ".join(problems)[:300])]
+    rows = [correctness_row(res, "moments", "CUDA == float64 reference", compare(cuda))]
+    out = res["moments"]
     if sim_smoke:
         out["timing"] = "skipped under the simulator"
         return rows

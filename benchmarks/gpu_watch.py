@@ -26,7 +26,7 @@ import tempfile
 
 import numpy as np
 
-from ._common import Row
+from ._common import Row, correctness_row
 
 GOALS = {"every 10": 0.05, "every step": 0.20}
 
@@ -129,11 +129,7 @@ def check_watch(res: dict, sim_smoke: bool = False, quick: bool = False) -> list
     if not torch.cuda.is_available():
         out["skipped"] = "no torch CUDA device"
         return []
-    rows = []
-    problems = compare_probes("cuda")
-    out["problems"] = problems
-    rows.append(Row("watch: device probe == CPU probe", value=float(len(problems)),
-                    metric="mismatches", goal=("<=", 0), note="; ".join(problems)[:300]))
+    rows = [correctness_row(res, "watch", "device probe == CPU probe", compare_probes("cuda"))]
     med = time_watch("cuda", quick)
     out["median_step_s"] = med
     base = med["baseline"]

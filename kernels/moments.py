@@ -129,6 +129,32 @@ def _row_fast(x, p, i, ncols, shift, decode, has_prev):
     return s, ss, dd, mn, mx, z
 
 
+@numba.njit(inline="always", cache=True)
+def _tally(v, shift, n, s, ss, mn, mx, z, nn, pi, ni):
+    """One element into a run's count, sums shifted by its first finite element (``shift``,
+    taken when ``n`` is 0), min, max and zero / NaN / +inf / -inf counts (CPU and CUDA)."""
+    if math.isfinite(v):
+        if n == 0:
+            shift = v
+        d = v - shift
+        s += d
+        ss += d * d
+        n += 1
+        if v < mn:
+            mn = v
+        if v > mx:
+            mx = v
+        if v == 0.0:
+            z += 1
+    elif v != v:
+        nn += 1
+    elif v > 0:
+        pi += 1
+    else:
+        ni += 1
+    return shift, n, s, ss, mn, mx, z, nn, pi, ni
+
+
 @numba.njit(cache=True)
 def _row_careful(x, p, i, ncols, shift, decode, has_prev, out):
     # out: count, sum, sumsq (shifted), diffsq, min, max, zeros, nan, posinf, neginf
@@ -144,27 +170,12 @@ def _row_careful(x, p, i, ncols, shift, decode, has_prev, out):
     ni = 0
     for j in range(ncols):
         v = _value(x[i, j], decode)
-        if math.isfinite(v):
-            n += 1
-            d = v - shift
-            s += d
-            ss += d * d
-            if v < mn:
-                mn = v
-            if v > mx:
-                mx = v
-            if v == 0.0:
-                z += 1
-            if has_prev:
-                q = _value(p[i, j], decode)
-                if math.isfinite(q):
-                    dd += (v - q) * (v - q)
-        elif v != v:
-            nn += 1
-        elif v > 0:
-            pi += 1
-        else:
-            ni += 1
+        shift, n, s, ss, mn, mx, z, nn, pi, ni = _tally(v, shift, n, s, ss, mn, mx, z, nn, pi,
+                                                        ni)
+        if has_prev and math.isfinite(v):
+            q = _value(p[i, j], decode)
+            if math.isfinite(q):
+                dd += (v - q) * (v - q)
     out[0] = n
     out[1] = s
     out[2] = ss
@@ -471,9 +482,10 @@ def cuda_moments_kernel(decode: int, has_prev: bool, want_rows: bool, tpb: int =
     :func:`finalize`) and, with ``want_rows``, the row's largest ``|x|``.
     """
     _import_cuda()
-    from ._common import cuda_decoder
+    from ._common import cuda_decoder, cuda_device
 
     dec = cuda_decoder(decode)
+    tally = cuda_device(_tally.py_func)
     f64 = numba.float64
 
     def kernel(x, p, parts, rowmax):
@@ -497,29 +509,12 @@ def cuda_moments_kernel(decode: int, has_prev: bool, want_rows: bool, tpb: int =
             j = tid
             while j < ncols:
                 v = dec(x[row, j])
-                if math.isfinite(v):
-                    if n == 0.0:
-                        shift = v
-                    d = v - shift
-                    s += d
-                    ss += d * d
-                    n += 1.0
-                    if v < mn:
-                        mn = v
-                    if v > mx:
-                        mx = v
-                    if v == 0.0:
-                        z += 1.0
-                    if has_prev:
-                        q = dec(p[row, j])
-                        if math.isfinite(q):
-                            dd += (v - q) * (v - q)
-                elif v != v:
-                    nn += 1.0
-                elif v > 0:
-                    pi += 1.0
-                else:
-                    ni += 1.0
+                shift, n, s, ss, mn, mx, z, nn, pi, ni = tally(v, shift, n, s, ss, mn, mx, z,
+                                                               nn, pi, ni)
+                if has_prev and math.isfinite(v):
+                    q = dec(p[row, j])
+                    if math.isfinite(q):
+                        dd += (v - q) * (v - q)
                 j += tpb
             mean = 0.0
             m2 = 0.0

@@ -220,25 +220,15 @@ def test_gpu_watch_section_logic_on_the_cpu():
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not cuda_usable(), reason="needs a GPU or NUMBA_ENABLE_CUDASIM=1")
-def test_gpu_line_sumsq_section_under_the_simulator():
-    """The GPU check's LINE_SUMSQ section compares every case and passes."""
-    from benchmarks import gpu_describe
+@pytest.mark.parametrize("module, check, section", [
+    ("gpu_describe", "check_describe", "line_sumsq"), ("gpu_moments", "check_moments", "moments")])
+def test_gpu_family_sections_under_the_simulator(module, check, section):
+    """The GPU check's LINE_SUMSQ and MOMENTS sections compare every case and pass."""
+    import importlib
 
     res = {}
-    rows = gpu_describe.check_describe(res, sim_smoke=True)
-    assert res["line_sumsq"]["problems"] == []
-    assert [r.passed for r in rows] == [True] and rows[0].metric == "mismatches"
-
-
-@pytest.mark.cuda
-@pytest.mark.skipif(not cuda_usable(), reason="needs a GPU or NUMBA_ENABLE_CUDASIM=1")
-def test_gpu_moments_section_under_the_simulator():
-    """The GPU check's MOMENTS section compares every case and passes."""
-    from benchmarks import gpu_moments
-
-    res = {}
-    rows = gpu_moments.check_moments(res, sim_smoke=True)
-    assert res["moments"]["problems"] == []
+    rows = getattr(importlib.import_module(f"benchmarks.{module}"), check)(res, sim_smoke=True)
+    assert res[section]["problems"] == []
     assert [r.passed for r in rows] == [True] and rows[0].metric == "mismatches"
 
 
