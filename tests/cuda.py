@@ -21,3 +21,20 @@ def cuda_or_skip():
     if not available:
         pytest.skip(SKIP_REASON, allow_module_level=True)
     return cuda
+
+
+class _Cuda:
+    """``numba.cuda``, imported on first use.
+
+    A test module that holds CPU and CUDA tests imports this ``cuda`` at the
+    top: nothing CUDA loads until a ``cuda``-marked test runs (tests marked
+    ``cuda`` skip where CUDA kernels cannot run: ``tests/conftest.py``).
+    """
+
+    def __getattr__(self, name):
+        from numba import cuda as module
+
+        return getattr(module, name)
+
+
+cuda = _Cuda()

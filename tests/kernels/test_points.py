@@ -1,4 +1,5 @@
-"""points_stats_cpu / points_bounds_cpu against the float64 reference (docs/architecture.md, "Points").
+"""The points kernels (CPU and CUDA) against the float64 reference
+(docs/architecture.md, "Points").
 
 Numba compiles one CPU kernel per (decodings, value / category columns,
 unit-stride or not, min/max lanes) and per buffer dtype; each takes a few
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from dlviz_gpu.kernels import DECODE_BF16, DECODE_F16
 from dlviz_gpu.kernels import points as kp
 from dlviz_gpu.kernels.reference import points as ref_points
+from tests.cuda import cuda
 
 
 def col(kt, view, decode=0):
@@ -326,3 +328,179 @@ def test_conservation_and_order_independence(kt, cloud, perm_seed):
     assert counters2 == counters
     for name in planes:
         np.testing.assert_array_equal(again[name], planes[name], err_msg=name)
+
+
+# --------------------------------------------------------------------------
+# The CUDA kernels (marked cuda: a GPU, or NUMBA_ENABLE_CUDASIM=1; skipped elsewhere)
+# --------------------------------------------------------------------------
+
+# points_stats_cuda / points_bounds_cuda against the float64 reference.
+#
+# Runs on a real GPU, or under Numba's simulator when ``NUMBA_ENABLE_CUDASIM=1``
+# is set before Python starts.  The simulator runs every thread in Python (256
+# per block), so inputs stay tiny: at most a few hundred points, canvases of at
+# most 6 x 5 pixels.
+
+def col_cuda(kt, view, decode=0, device=False):
+    flat, offset, st = kt.flat_of(view)
+    if device:
+        flat = cuda.to_device(np.ascontiguousarray(flat))
+    return kp.column(flat, offset, st[0], decode)
+
+
+def host(planes):
+    return {k: a.copy_to_host() for k, a in planes.items()}
+
+
+def run_cuda(kt, x, y, value=None, category=None, xr=(-1.0, 1.0), yr=(-1.0, 1.0), w=5, h=4, k=0,
+        device=False, minmax=True, decodes=(0, 0, 0)):
+    planes, counters = kp.points_stats_cuda(
+        col_cuda(kt, x, decodes[0], device), col_cuda(kt, y, decodes[1], device),
+        None if value is None else col_cuda(kt, value, decodes[2], device),
+        None if category is None else col_cuda(kt, category, 0, device),
+        np.asarray(x).shape[0], xr, yr, w, h, k, want_minmax=minmax)
+    return host(planes), counters
+
+
+def check_cuda(got, truth, xr, yr, w, h, k=None, minmax=True, sum_rtol=1e-12):
+    planes, counters = got
+    x, y, v, c = truth
+    ref, ref_counters = ref_points.points_stats(x, y, v, c, xr, yr, w, h, k)
+    assert counters == ref_counters
+    expected = {"count", "nan_count"} | ({"sum"} if v is not None else set()) | \
+        ({"min", "max"} if v is not None and minmax else set()) | \
+        ({"count_cat"} if c is not None else set())
+    assert set(planes) == expected
+    for name, plane in planes.items():
+        assert plane.shape == ref[name].shape, name
+        if name == "sum":
+            np.testing.assert_allclose(plane, ref["sum"], rtol=sum_rtol, atol=1e-12)
+        else:
+            np.testing.assert_array_equal(plane, ref[name], err_msg=name)
+
+
+def cloud(rng, n, specials=0.1):
+    x = rng.uniform(-1.3, 1.3, n)
+    y = rng.uniform(-1.3, 1.3, n)
+    v = rng.normal(size=n)
+    for a in (x, y, v):
+        pick = rng.random(n) < specials
+        a[pick] = rng.choice([np.nan, np.inf, -np.inf], pick.sum())
+    x[:3] = [1.0, -1.0, 0.2]       # x == x1, x == x0
+    y[:3] = [0.5, 1.0, -1.0]       # y == y1, y == y0
+    return x, y, v
+
+
+@pytest.mark.cuda
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("with_value, with_cat", [(False, False), (True, False), (False, True),
+                                                  (True, True)],
+                         ids=["count", "value", "cat", "value+cat"])
+def test_random_with_edges(kt, with_value, with_cat):
+    rng = np.random.default_rng(5 + 2 * with_value + with_cat)
+    x, y, v = cloud(rng, 150)
+    c = rng.integers(0, 3, 150) if with_cat else None
+    got = run_cuda(kt, x, y, v if with_value else None, c, k=3 if with_cat else 0)
+    check_cuda(got, (x, y, v if with_value else None, c), (-1.0, 1.0), (-1.0, 1.0), 5, 4,
+          3 if with_cat else None)
+
+
+@pytest.mark.cuda
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_global_atomics_path(kt, monkeypatch):
+    """Canvases too big for the shared-memory counts use global atomics: same result."""
+    monkeypatch.setattr(kp, "CUDA_SHARED_CELLS", 4)
+    rng = np.random.default_rng(11)
+    x, y, _ = cloud(rng, 120)
+    c = rng.integers(0, 2, 120)
+    for cat in (None, c):
+        got = run_cuda(kt, x, y, None, cat, w=3, h=2, k=2 if cat is not None else 0)
+        check_cuda(got, (x, y, None, cat), (-1.0, 1.0), (-1.0, 1.0), 3, 2,
+              2 if cat is not None else None)
+
+
+@pytest.mark.cuda
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("device", [True, False], ids=["device", "host-streamed"])
+def test_strided_columns_and_no_minmax(kt, device, monkeypatch):
+    """Negative / >1 strides read in place on the device, or streamed from the host in
+    chunks (a small CUDA_CHUNK forces several)."""
+    monkeypatch.setattr(kp, "CUDA_CHUNK", 37)
+    rng = np.random.default_rng(3)
+    base = rng.uniform(-1.2, 1.2, (3, 300))
+    x = base[0, ::-3]
+    y = base[1, 1::3]
+    v = base[2, ::3] * 10
+    c = (np.arange(300) % 3)[::-3]
+    got = run_cuda(kt, x, y, v, c, device=device, minmax=False, k=3)
+    check_cuda(got, (x.copy(), y.copy(), v.copy(), c.copy()), (-1.0, 1.0), (-1.0, 1.0), 5, 4, 3,
+          minmax=False)
+
+
+@pytest.mark.cuda
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_bf16_bits_and_bad_categories(kt):
+    rng = np.random.default_rng(4)
+    x, y, v = cloud(rng, 100, specials=0.05)
+    bx, tx = kt.half_bits(x, "bf16")
+    by, ty = kt.half_bits(y, "bf16")
+    c = rng.integers(0, 3, 100).astype(np.float64)
+    c[[5, 9]] = [-1.0, 2.5]
+    planes, counters = run_cuda(kt, bx, by, None, c, k=3, decodes=(DECODE_BF16, DECODE_BF16, 0))
+    assert counters["bad_category"] == 2
+    ref, ref_counters = ref_points.points_stats(tx, ty, None, c, (-1.0, 1.0), (-1.0, 1.0),
+                                                5, 4, 3)
+    np.testing.assert_array_equal(planes["count_cat"], ref["count_cat"])
+    assert counters == ref_counters
+
+
+@pytest.mark.cuda
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_empty_and_one_point_on_cuda(kt):
+    e = np.empty(0)
+    planes, counters = kp.points_stats_cuda(kp.column(e), kp.column(e), kp.column(e), None,
+                                            0, (0, 1), (0, 1), 3, 2)
+    planes = host(planes)
+    assert counters == {"outside": 0, "nonfinite_xy": 0, "bad_category": 0}
+    assert not planes["count"].any() and np.isnan(planes["min"]).all()
+    one = run_cuda(kt, np.array([0.5]), np.array([0.5]), np.array([3.0]), np.array([1]),
+              (0, 1), (0, 1), 3, 2, 2)
+    check_cuda(one, (np.array([0.5]), np.array([0.5]), np.array([3.0]), np.array([1])),
+          (0, 1), (0, 1), 3, 2, 2)
+
+
+@pytest.mark.cuda
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_bounds_on_cuda(kt):
+    rng = np.random.default_rng(8)
+    x, y, _ = cloud(rng, 200)
+    c = rng.integers(0, 7, 200).astype(np.float64)
+    c[3] = np.nan
+    got = kp.points_bounds_cuda(col_cuda(kt, x), col_cuda(kt, y), col_cuda(kt, c), 200)
+    ok = np.isfinite(x) & np.isfinite(y)
+    assert (got["x_min"], got["x_max"], got["y_min"], got["y_max"]) == \
+        (x[ok].min(), x[ok].max(), y[ok].min(), y[ok].max())
+    good = np.delete(c, 3)
+    assert (got["c_min"], got["c_max"], got["c_bad"]) == (good.min(), good.max(), 1)
+    assert got == {**kp.points_bounds_cpu(col_cuda(kt, x), col_cuda(kt, y), col_cuda(kt, c), 200)}
+
+
+@pytest.mark.cuda
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_public_api_on_the_cuda_backend(rng):
+    """dv.rasterize_points(backend="cuda") on host data: streamed, same as the CPU."""
+    import dlviz_gpu as dv
+
+    x = rng.normal(size=120)
+    y = rng.normal(size=120)
+    v = rng.normal(size=120)
+    c = rng.integers(0, 2, 120)
+    gpu = dv.rasterize_points(x, y, v, c, width=4, height=3, backend="cuda")
+    cpu = dv.rasterize_points(x, y, v, c, width=4, height=3, backend="cpu")
+    assert gpu.device == "cuda" and gpu.stats == cpu.stats and gpu.attrs == cpu.attrs
+    assert gpu.canvas == cpu.canvas
+    for stat in cpu.stats:
+        if stat in ("sum", "mean"):
+            np.testing.assert_allclose(gpu[stat], cpu[stat], rtol=1e-12, equal_nan=True)
+        else:
+            np.testing.assert_array_equal(gpu[stat], cpu[stat], err_msg=stat)
