@@ -20,9 +20,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numba
 import numpy as np
 
 from ._common import axis_ranges, window_problem
+
+
+@numba.njit(inline="always", cache=True)
+def cell_offset(t1, k2, t2, k3, t3, i):
+    """Element offset of cell ``i`` of an axis (the rule above; the one copy of it).
+
+    Plain axes (``k2 = k3 = 1``) skip the divisions.  A Numba function the CPU
+    kernels inline; the CUDA kernels compile its Python source as a device
+    function (``_common.cuda_device(cell_offset.py_func)``).
+    """
+    if k2 == 1 and k3 == 1:
+        return i * t1
+    return (i // (k2 * k3)) * t1 + ((i // k3) % k2) * t2 + (i % k3) * t3
+
+
+@numba.njit(inline="always", cache=True)
+def axis_offset(ax, i):
+    """:func:`cell_offset` for an axis packed as the tuple ``(t1, k2, t2, k3, t3)``."""
+    t1, k2, t2, k3, t3 = ax
+    return cell_offset(t1, k2, t2, k3, t3, i)
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,11 @@ from __future__ import annotations
 import functools
 import math
 
-import numba
 import numpy as np
 from numba import prange
 
 from ._common import decode_value, import_cuda
-from ._layout import Axis
+from ._layout import Axis, cell_offset
 from ._parallel import parallel_jit
 from ._family import Family
 from .reference import describe as _reference
@@ -42,11 +41,6 @@ cuda = None     # numba.cuda once a GPU path runs (see _common.import_cuda)
 
 def _import_cuda():
     return import_cuda(globals())
-
-
-@numba.njit(inline="always", cache=True)
-def _offset(t1, k2, t2, k3, t3, i):
-    return (i // (k2 * k3)) * t1 + ((i // k3) % k2) * t2 + (i % k3) * t3
 
 
 _value = decode_value    # one element as float64
@@ -67,9 +61,9 @@ def _line_sumsq(flat, offset, lt1, lk2, lt2, lk3, lt3, nlines,
                 if math.isfinite(x):
                     acc += x * x
         else:
-            base = offset + _offset(lt1, lk2, lt2, lk3, lt3, j)
+            base = offset + cell_offset(lt1, lk2, lt2, lk3, lt3, j)
             for i in range(nother):
-                x = _value(flat[base + _offset(ot1, ok2, ot2, ok3, ot3, i)], decode)
+                x = _value(flat[base + cell_offset(ot1, ok2, ot2, ok3, ot3, i)], decode)
                 if math.isfinite(x):
                     acc += x * x
         out[j] = acc
@@ -116,7 +110,7 @@ def cuda_kernel(decode: int):
     from ._common import cuda_decoder, cuda_device
 
     dec = cuda_decoder(decode)
-    offset_of = cuda_device(_offset.py_func)
+    offset_of = cuda_device(cell_offset.py_func)
 
     def kernel(flat, offset, lt1, lk2, lt2, lk3, lt3, nlines, ot1, ok2, ot2, ok3, ot3,
                nother, out):

@@ -448,15 +448,6 @@ def _chunk(xs, mode, slots, bmin, cnt, nslots, nsub, edges, nbins, table, p32, q
     _count(slots[:m], cnt, nslots, nsub)
 
 
-@numba.njit(inline="always", cache=True)
-def _axis_offset(ax, i):
-    # ax = (t1, k2, t2, k3, t3): see _layout.Axis
-    t1, k2, t2, k3, t3 = ax
-    if k2 == 1 and k3 == 1:
-        return i * t1
-    return (i // (k2 * k3)) * t1 + ((i // k3) % k2) * t2 + (i % k3) * t3
-
-
 # --------------------------------------------------------------------------
 # min / max pass
 # --------------------------------------------------------------------------
@@ -546,7 +537,7 @@ def _gather(flat, offset, oax, iax, n_in, pos, b, out, s0, dec, lane32):
         r = pos // n_in
         c = pos - r * n_in
         take = min(n_in - c, b - pos, CPU_CHUNK - fill)
-        base = offset + _axis_offset(oax, r)
+        base = offset + _layout.axis_offset(oax, r)
         dst = out[s0 + fill: s0 + fill + take]
         if k2 == 1 and k3 == 1 and t1 == 1:
             src = flat[base + c: base + c + take]
@@ -558,7 +549,7 @@ def _gather(flat, offset, oax, iax, n_in, pos, b, out, s0, dec, lane32):
                     dst[j] = _lane64(src[j], dec)
         else:
             for j in range(take):
-                a = base + _axis_offset(iax, c + j)
+                a = base + _layout.axis_offset(iax, c + j)
                 dst[j] = _lane32(flat[a], dec) if lane32 else _lane64(flat[a], dec)
         fill += take
         pos += take
@@ -609,7 +600,7 @@ def _drivers(DEC: int, LANE32: bool, IN_PLACE: bool):
                         r = pos // n_in
                         c = pos - r * n_in
                         take = min(n_in - c, b - pos, CPU_CHUNK)
-                        base = offset + _axis_offset(oax, r) + c
+                        base = offset + _layout.axis_offset(oax, r) + c
                         xs = flat[base: base + take]
                         pos += take
                     else:
@@ -1111,11 +1102,7 @@ def _cuda_helpers(decode: int):
 
     dec = cuda_decoder(decode)
 
-    def _axis_off(t1, k2, t2, k3, t3, i):
-        if k2 == 1 and k3 == 1:
-            return i * t1
-        return (i // (k2 * k3)) * t1 + ((i // k3) % k2) * t2 + (i % k3) * t3
-    axis_off = cuda_device(_axis_off)
+    axis_off = cuda_device(_layout.cell_offset.py_func)
 
     return dec, axis_off
 

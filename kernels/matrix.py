@@ -82,13 +82,6 @@ _CPU_DECODERS = {DECODE_NATIVE: _native, DECODE_BF16: decode_bf16, DECODE_F16: d
 _CPU_LANES = {DECODE_NATIVE: _same, DECODE_BF16: decode_bf16_f32, DECODE_F16: decode_f16_f32}
 
 
-@numba.njit(inline="always", cache=True)
-def _axis_offset(ax, i):
-    # ax = (t1, k2, t2, k3, t3): see _layout.Axis
-    t1, k2, t2, k3, t3 = ax
-    return (i // (k2 * k3)) * t1 + ((i // k3) % k2) * t2 + (i % k3) * t3
-
-
 def _axis_tuple(axis: _layout.Axis) -> tuple:
     return (np.int64(axis.t1), np.int64(axis.k2), np.int64(axis.t2),
             np.int64(axis.k3), np.int64(axis.t3))
@@ -189,19 +182,19 @@ def _cpu_kernel(decode: int, lane_dtype: str, contiguous: bool, want_minmax: boo
         kw = k[:width] if M2 else k
         mnw = mn[:width] if MINMAX else mn
         mxw = mx[:width] if MINMAX else mx
-        b = offset + _axis_offset(rax, r0) + cbase
+        b = offset + _layout.axis_offset(rax, r0) + cbase
         _init(aw, qw, kw, mnw, mxw, flat[b: b + width])
         r = r0 + 1
         while r + 4 <= r1:
-            b0 = offset + _axis_offset(rax, r) + cbase
-            b1 = offset + _axis_offset(rax, r + 1) + cbase
-            b2 = offset + _axis_offset(rax, r + 2) + cbase
-            b3 = offset + _axis_offset(rax, r + 3) + cbase
+            b0 = offset + _layout.axis_offset(rax, r) + cbase
+            b1 = offset + _layout.axis_offset(rax, r + 1) + cbase
+            b2 = offset + _layout.axis_offset(rax, r + 2) + cbase
+            b3 = offset + _layout.axis_offset(rax, r + 3) + cbase
             _fold4(aw, qw, kw, mnw, mxw, flat[b0: b0 + width], flat[b1: b1 + width],
                    flat[b2: b2 + width], flat[b3: b3 + width])
             r += 4
         while r < r1:
-            b0 = offset + _axis_offset(rax, r) + cbase
+            b0 = offset + _layout.axis_offset(rax, r) + cbase
             s0 = flat[b0: b0 + width]
             # A lone row: min/max fold it four times (idempotent), the sums once.
             if M2:
@@ -219,7 +212,7 @@ def _cpu_kernel(decode: int, lane_dtype: str, contiguous: bool, want_minmax: boo
             _fold_contiguous(flat, offset, rax, r0, r1, cbase, width, a, q, k, mn, mx)
             return
         for r in range(r0, r1):
-            base = offset + _axis_offset(rax, r)
+            base = offset + _layout.axis_offset(rax, r)
             for j in range(width):
                 raw = flat[base + coff[j]]
                 v = dec(raw)
@@ -258,7 +251,7 @@ def _cpu_kernel(decode: int, lane_dtype: str, contiguous: bool, want_minmax: boo
         mean = 0.0
         m2 = 0.0
         for r in range(r0, r1):
-            v = dec(flat[offset + _axis_offset(rax, r) + coloff])
+            v = dec(flat[offset + _layout.axis_offset(rax, r) + coloff])
             if v - v == 0.0:
                 n += 1
                 s += v
@@ -305,12 +298,12 @@ def _cpu_kernel(decode: int, lane_dtype: str, contiguous: bool, want_minmax: boo
     def _pixel_shift(flat, offset, rax, r0, c0, c1, contiguous_cols, cax):
         # The pixel's shift for the stable variance: its first finite value
         # in its first row (0.0 if that row has none).
-        base = offset + _axis_offset(rax, r0)
+        base = offset + _layout.axis_offset(rax, r0)
         for c in range(c0, c1):
             if contiguous_cols:
                 v = dec(flat[base + c])
             else:
-                v = dec(flat[base + _axis_offset(cax, c)])
+                v = dec(flat[base + _layout.axis_offset(cax, c)])
             if v - v == 0.0:
                 return v
         return 0.0
@@ -318,7 +311,7 @@ def _cpu_kernel(decode: int, lane_dtype: str, contiguous: bool, want_minmax: boo
     @numba.njit(inline="always")
     def _element(flat, ctx, r, c):
         offset, rax, cax = ctx
-        return dec(flat[offset + _axis_offset(rax, r) + _axis_offset(cax, c)])
+        return dec(flat[offset + _layout.axis_offset(rax, r) + _layout.axis_offset(cax, c)])
 
     # a pixel whose sum or m2 came out NaN/inf (values beyond ~1e154) is
     # recomputed from its elements without intermediate overflow; inlined,
@@ -356,7 +349,7 @@ def _cpu_kernel(decode: int, lane_dtype: str, contiguous: bool, want_minmax: boo
                 width = min(chunk, c1 - cc0)
                 if not contiguous:
                     for j in range(width):
-                        coff[j] = _axis_offset(cax, cc0 + j)
+                        coff[j] = _layout.axis_offset(cax, cc0 + j)
                 if M2:
                     pp = p
                     while pp < p1 and cstart[pp] < cc0 + width:
@@ -540,9 +533,7 @@ def cuda_kernel(decode: int, want_minmax: bool, want_m2: bool):
 
     dec = cuda_decoder(decode)
 
-    def _axis_off(t1, k2, t2, k3, t3, i):
-        return (i // (k2 * k3)) * t1 + ((i // k3) % k2) * t2 + (i % k3) * t3
-    axis_off = cuda_device(_axis_off)
+    axis_off = cuda_device(_layout.cell_offset.py_func)
 
     def _element(flat, ctx, r, c):
         offset, rax, cax = ctx
