@@ -508,14 +508,24 @@ def _event_failed(pn, doc, err: BaseException) -> None:
     text = EVENT_FAILED.format(ref=ref)
     if doc is None:  # the session has ended: the log has it
         return
-    alert = getattr(doc, "_dlviz_event_line", None)
-    if alert is not None:
-        alert.object = text
-        return
-    alert = pn.pane.Alert(text, alert_type="danger", styles=_PINNED)
-    # the document holds its own line (no registry here that would outlive the session)
-    doc._dlviz_event_line = alert
-    alert.server_doc(doc, location=False)
+
+    def show() -> None:
+        alert = getattr(doc, "_dlviz_event_line", None)
+        if alert is not None:
+            alert.object = text
+            return
+        alert = pn.pane.Alert(text, alert_type="danger", styles=_PINNED)
+        # the document holds its own line (no registry here that would outlive the session)
+        doc._dlviz_event_line = alert
+        alert.server_doc(doc, location=False)
+
+    if doc.session_context is None:     # a document outside a server: change it now
+        show()
+    else:
+        # Panel hands over failures of its event coroutines, which may run without the
+        # document's lock (under load they do); a change of the document then raises in
+        # Bokeh and the line never shows.  The next tick runs with the lock.
+        doc.add_next_tick_callback(show)
 
 
 def _quiet_replies(server) -> None:
